@@ -1,0 +1,26 @@
+# Every target installs what it needs (tools/install-deps): a fresh Debian 12 machine, as root,
+# needs nothing else.
+VENV ?= /var/tmp/cinder-ocf/venv
+export VENV
+export CINDER_OCF_STACK_VENV ?= /var/tmp/cinder-ocf/stack-venv
+PYTEST_ARGS ?=
+
+.PHONY: deps test unit lint clean
+
+deps:
+	./tools/install-deps
+
+lint: deps
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+## test: lint, unit tests, integration tests with the real services, ocf-tester, cluster tests
+test: lint
+	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS) tests
+
+## unit: the fast tests only (no services, no cluster)
+unit: deps
+	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS) tests/unit
+
+clean:
+	rm -rf build dist src/*.egg-info .pytest_cache .ruff_cache

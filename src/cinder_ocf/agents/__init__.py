@@ -1,0 +1,33 @@
+"""The agents this package provides, by OCF type name, and the entry point of their executables.
+
+Exports: AGENTS, agent_class, main.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Dict, Type
+
+    from cinder_ocf.daemon import DaemonAgent
+
+# OCF type name -> "module:class"; a module is imported only for the agent that runs.
+AGENTS: Dict[str, str] = {
+    "cinder-api": "cinder_ocf.agents.api:ApiAgent",
+}
+
+
+def agent_class(name: str) -> Type[DaemonAgent]:
+    module, _, cls = AGENTS[name].partition(":")
+    return getattr(import_module(module), cls)
+
+
+def main(name: str) -> None:
+    """Run one agent as Pacemaker calls it and exit with its OCF code."""
+    from cinder_ocf.dispatch import run  # noqa: PLC0415
+
+    sys.exit(run(agent_class(name), sys.argv, os.environ))

@@ -1,0 +1,151 @@
+"""`cinder-ocf`: the agents for people: install them, check a resource by hand, document them.
+
+Exports: main.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from cinder_ocf.agents import AGENTS, agent_class
+from cinder_ocf.checks import FAILED
+from cinder_ocf.metadata import render_metadata
+from cinder_ocf.ocf import Environment, Logger, OcfError, OcfExit
+
+if TYPE_CHECKING:
+    from typing import List, Optional, Sequence, TextIO
+
+DEFAULT_PROVIDER_DIR = "/usr/lib/ocf/resource.d/openstack"
+AGENT_SCRIPT = """\
+#!{python}
+# OCF resource agent ocf:openstack:{name}; the logic lives in the cinder_ocf package.
+from cinder_ocf.agents import main
+
+main("{name}")
+"""
+
+
+def agent_script(name: str, python: str) -> str:
+    return AGENT_SCRIPT.format(python=python, name=name)
+
+
+def install_agents(directory: str, python: str) -> List[str]:
+    """Write one executable per agent into an OCF provider directory, bound to python."""
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    written = []
+    for name in sorted(AGENTS):
+        path = os.path.join(directory, name)
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.write(agent_script(name, python))
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, path)
+        written.append(path)
+    return written
+
+
+def _parse_params(pairs: Sequence[str]) -> dict:
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--param wants name=value, not {pair!r}")
+        params[name] = value
+    return params
+
+
+def check(name: str, params: dict, stream: TextIO = sys.stdout) -> int:
+    """Run the monitor's steps one by one and say what each found and how long it took."""
+    environ = dict(os.environ)
+    environ.pop("HA_LOGFACILITY", None)
+    environ.update({f"OCF_RESKEY_{k}": v for k, v in params.items()})
+    environ.setdefault("OCF_RESOURCE_INSTANCE", name)
+    environ["OCF_RESKEY_CRM_meta_interval"] = "10000"
+    env = Environment("monitor", environ)
+    log = Logger(f"{name}({env.instance})", environ, stream=sys.stderr)
+    started = time.monotonic()
+    try:
+        agent = agent_class(name)(env, log, strict=False)
+        state = agent.process_state()
+        elapsed = time.monotonic() - started
+        if state.running:
+            assert state.recorded is not None
+            detail = f"pid {state.recorded.pid} and {len(state.members) - 1} more, in {agent.pid_path}"
+            _report(stream, "ok", "process", elapsed, detail)
+        elif state.orphaned:
+            _report(stream, "failed", "process", elapsed, agent.orphan_reason(state))
+            return OcfExit.ERR_GENERIC
+        else:
+            _report(stream, "stopped", "process", elapsed, state.note)
+            return OcfExit.NOT_RUNNING
+        results = agent.health(agent.deadline)
+    except OcfError as err:
+        print(f"[ error  ] {err.reason}", file=stream)
+        return err.code
+    for result in results:
+        _report(stream, result.status, result.name, result.seconds, log.redact(result.detail))
+    failed = any(r.status == FAILED for r in results)
+    total = (time.monotonic() - started) * 1000
+    print(f"monitor would answer {1 if failed else 0} ({total:.0f} ms in all)", file=stream)
+    return OcfExit.ERR_GENERIC if failed else OcfExit.SUCCESS
+
+
+def _report(stream: TextIO, status: str, name: str, seconds: float, detail: str) -> None:
+    print(f"[ {status:<8} ] {name:<10} {seconds * 1000:7.1f} ms  {detail}", file=stream)
+
+
+def parameter_reference(name: str) -> str:
+    """Markdown table of an agent's parameters, from its meta-data (the README's reference)."""
+    spec = agent_class(name).spec
+    rows = [f"### {name}", "", "| parameter | default | description |", "|---|---|---|"]
+    for param in spec.parameters:
+        text = " ".join(param.longdesc.split()).replace("|", "\\|")
+        if param.replaced_by:
+            text += f" Deprecated: use {param.replaced_by}."
+        default = f"`{param.default}`" if param.default else ""
+        rows.append(f"| `{param.name}` | {default} | {text} |")
+    return "\n".join(rows) + "\n"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="cinder-ocf", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    inst = sub.add_parser("install-agents", help="install the agents into an OCF provider directory")
+    inst.add_argument("directory", nargs="?", default=DEFAULT_PROVIDER_DIR)
+    inst.add_argument("--python", default=sys.executable,
+                      help="interpreter that has cinder_ocf (default: this one)")  # fmt: skip
+    chk = sub.add_parser("check", help="run a monitor by hand and show each check")
+    chk.add_argument("agent", choices=sorted(AGENTS))
+    chk.add_argument("--config", help="cinder.conf (default /etc/cinder/cinder.conf)")
+    chk.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="a resource parameter, as in the CIB (repeatable)")  # fmt: skip
+    chk.add_argument("--instance", help="resource id (names the pid file and the caches)")
+    meta = sub.add_parser("meta-data", help="print an agent's meta-data")
+    meta.add_argument("agent", choices=sorted(AGENTS))
+    sub.add_parser("parameter-reference", help="print the parameter tables (Markdown)")
+    args = parser.parse_args(argv)
+
+    if args.command == "install-agents":
+        for path in install_agents(args.directory, args.python):
+            print(path)
+        return 0
+    if args.command == "meta-data":
+        sys.stdout.write(render_metadata(agent_class(args.agent).spec))
+        return 0
+    if args.command == "parameter-reference":
+        print("\n".join(parameter_reference(name) for name in sorted(AGENTS)))
+        return 0
+    params = _parse_params(args.param)
+    if args.config:
+        params["config"] = args.config
+    if args.instance:
+        os.environ["OCF_RESOURCE_INSTANCE"] = args.instance
+    return check(args.agent, params)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Facts from cinder.conf, read through oslo.config the way cinder itself reads them.
+
+Exports: CinderConfig, AuthSection, load_config, config_sources, ConfigProblem.
+
+oslo.config does the parsing (sections, interpolation, --config-dir ordering, value checks),
+with options registered here under cinder's names and defaults.  Importing it costs ~80 ms, so
+callers cache what they derive from it (see statefile.fingerprint).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+from cinder_ocf.ocf import OcfExit
+
+
+class ConfigProblem(Exception):
+    """cinder.conf cannot be used: code says how bad (5 missing, 6 malformed)."""
+
+    def __init__(self, code: OcfExit, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class AuthSection:
+    """[keystone_authtoken]: the credentials cinder itself uses, the monitor's last resort."""
+
+    auth_type: str = ""
+    auth_url: str = ""
+    www_authenticate_uri: str = ""
+    username: str = ""
+    password: str = field(default="", repr=False)
+    project_name: str = ""
+    user_domain_name: str = ""
+    user_domain_id: str = ""
+    project_domain_name: str = ""
+    project_domain_id: str = ""
+    application_credential_id: str = ""
+    application_credential_secret: str = field(default="", repr=False)
+    cafile: str = ""
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class CinderConfig:
+    osapi_volume_listen: str = "0.0.0.0"
+    osapi_volume_listen_port: int = 8776
+    host: str = ""
+    backend_host: str = ""
+    enabled_backends: Tuple[str, ...] = ()
+    transport_url: str = field(default="", repr=False)
+    keystone_authtoken: AuthSection = AuthSection()
+
+    @property
+    def api_url(self) -> str:
+        """Where this node's cinder-api answers; a wildcard listen address means loopback."""
+        host = self.osapi_volume_listen.strip() or "0.0.0.0"
+        if host == "0.0.0.0":
+            host = "127.0.0.1"
+        elif host in ("::", "[::]"):
+            host = "::1"
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.osapi_volume_listen_port}"
+
+
+def config_sources(config: str, additional_arguments: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """The config files and directories the daemon will read: the config parameter plus any
+    --config-file / --config-dir in additional_parameters, in order."""
+    files: List[str] = [config]
+    dirs: List[str] = []
+    args = list(additional_arguments)
+    for index, arg in enumerate(args):
+        for option, target in (("--config-file", files), ("--config-dir", dirs)):
+            if arg == option and index + 1 < len(args):
+                target.append(args[index + 1])
+            elif arg.startswith(option + "="):
+                target.append(arg.split("=", 1)[1])
+    return files, dirs
+
+
+def watched_paths(files: Sequence[str], dirs: Sequence[str]) -> List[str]:
+    """Every path whose change may change the configuration, for cache fingerprints."""
+    paths = list(files)
+    for directory in dirs:
+        paths.append(directory)
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        paths += [os.path.join(directory, n) for n in names if n.endswith(".conf")]
+    return paths
+
+
+def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
+    """Parse cinder's configuration; ConfigProblem when it is missing, unreadable or malformed."""
+    for path in files:
+        _check_readable(path)
+    from oslo_config import cfg  # noqa: PLC0415 - ~80 ms: only when the cache is stale
+
+    conf = cfg.ConfigOpts()
+    conf.register_opts(
+        [
+            cfg.StrOpt("osapi_volume_listen", default="0.0.0.0"),
+            cfg.PortOpt("osapi_volume_listen_port", default=8776),
+            cfg.StrOpt("host", default=""),
+            cfg.StrOpt("backend_host", default=""),
+            cfg.ListOpt("enabled_backends", default=[]),
+            cfg.StrOpt("transport_url", default="", secret=True),
+        ]
+    )
+    auth_names = [f.name for f in AuthSection.__dataclass_fields__.values() if f.name != "insecure"]
+    conf.register_opts(
+        [cfg.StrOpt(name, default="", secret="secret" in name or name == "password")
+         for name in auth_names] + [cfg.BoolOpt("insecure", default=False)],
+        group="keystone_authtoken",
+    )  # fmt: skip
+    args: List[str] = []
+    for path in files:
+        args += ["--config-file", path]
+    for directory in dirs:
+        args += ["--config-dir", directory]
+    try:
+        conf(args=args, project="cinder", default_config_files=[], default_config_dirs=[],
+             use_env=False)  # fmt: skip
+        section = conf.keystone_authtoken
+        return CinderConfig(
+            osapi_volume_listen=conf.osapi_volume_listen or "0.0.0.0",
+            osapi_volume_listen_port=conf.osapi_volume_listen_port,
+            host=conf.host or "",
+            backend_host=conf.backend_host or "",
+            enabled_backends=tuple(b.strip() for b in conf.enabled_backends or () if b.strip()),
+            transport_url=conf.transport_url or "",
+            keystone_authtoken=AuthSection(
+                **{name: getattr(section, name) or "" for name in auth_names},
+                insecure=bool(section.insecure),
+            ),
+        )
+    except cfg.ConfigFilesNotFoundError as err:
+        raise ConfigProblem(OcfExit.ERR_INSTALLED, f"cannot read {', '.join(err.config_files)}") from None
+    except (cfg.Error, ValueError) as err:
+        raise ConfigProblem(OcfExit.ERR_CONFIGURED, f"{files[0]}: {_first_line(err)}") from None
+    finally:
+        conf.reset()
+
+
+def _check_readable(path: str) -> None:
+    if not os.path.exists(path):
+        raise ConfigProblem(OcfExit.ERR_INSTALLED, f"config file {path} does not exist")
+    if not os.path.isfile(path):
+        raise ConfigProblem(OcfExit.ERR_CONFIGURED, f"config file {path} is not a regular file")
+    try:
+        with open(path, "rb") as src:
+            src.read(1)
+    except OSError as err:
+        raise ConfigProblem(
+            OcfExit.ERR_CONFIGURED, f"cannot read config file {path}: {err.strerror}"
+        ) from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0][:300]
+
+
+def readable_by(path: str, uid: int, gids: Sequence[int]) -> Optional[str]:
+    """Why user uid cannot read path, or None when it can (checked by mode bits, as root)."""
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        return err.strerror
+    if uid == 0:
+        return None
+    if info.st_uid == uid:
+        return None if info.st_mode & 0o400 else "its owner has no read permission"
+    if info.st_gid in gids:
+        return None if info.st_mode & 0o040 else "its group has no read permission"
+    return None if info.st_mode & 0o004 else "neither its owner, group nor others lets it read"

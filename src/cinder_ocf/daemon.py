@@ -1,0 +1,408 @@
+"""The lifecycle every cinder service shares: validate, start, stop, monitor a daemon.
+
+Exports: DaemonAgent, daemon_parameters, STANDARD_ACTIONS.
+
+A service agent subclasses DaemonAgent with its meta-data and its health checks; the process
+handling (identity, whole-tree stop, failing fast in start) is the same for all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import TYPE_CHECKING
+
+from cinder_ocf import process
+from cinder_ocf.checks import Deadline, verdict
+from cinder_ocf.metadata import Action, Parameter, parse_params
+from cinder_ocf.ocf import OcfError, OcfExit
+
+if TYPE_CHECKING:
+    from subprocess import Popen
+    from typing import List, Optional
+
+    from cinder_ocf.checks import CheckResult
+    from cinder_ocf.config import CinderConfig
+    from cinder_ocf.metadata import AgentSpec
+    from cinder_ocf.ocf import Environment, Logger
+
+
+def daemon_parameters(binary: str) -> List[Parameter]:
+    return [
+        Parameter(
+            "binary", f"{binary} executable",
+            f"The {binary} program: a name looked up in PATH, or an absolute path (for example "
+            f"the bin directory of a virtualenv).",
+            default=binary,
+        ),
+        Parameter(
+            "config", "cinder.conf path",
+            "The cinder configuration file. The daemon is started with --config-file pointing "
+            "at it, and the agent reads the same file for the listen address, the Keystone "
+            "credentials and the message broker.",
+            default="/etc/cinder/cinder.conf",
+        ),
+        Parameter(
+            "user", "User the daemon runs as",
+            f"The system account {binary} runs as. It must exist and be able to read the "
+            f"configuration file.",
+            default="cinder",
+        ),
+        Parameter(
+            "pid", "Pid file",
+            "Where the agent records the daemon's identity (pid, start time, executable). It "
+            "must be in a directory only root can write to.",
+            default="${HA_RSCTMP}/${OCF_RESOURCE_INSTANCE}.pid",
+        ),
+        Parameter(
+            "console_log", "Daemon output file",
+            f"File that receives what {binary} writes to standard output and error (start-up "
+            f"errors, tracebacks). Empty: /var/log/cinder/<instance>-console.log when "
+            f"/var/log/cinder exists, else a file next to the pid file.",
+        ),
+        Parameter(
+            "additional_parameters", "Additional command-line arguments",
+            f"Extra arguments for {binary}, split like a shell would split them (quotes "
+            f"respected) but never run through a shell. --config-file and --config-dir given "
+            f"here are read by the agent too.",
+        ),
+        Parameter(
+            "check_timeout", "Seconds each health check may take",
+            "How long one health check request may take before the service counts as hung. "
+            "It is also capped by the operation's own timeout, so the agent always answers "
+            "before Pacemaker would kill it.",
+            type="integer", default="10", minimum=1, maximum=3600,
+        ),
+    ]  # fmt: skip
+
+
+STANDARD_ACTIONS = (
+    Action("start", 60),
+    Action("stop", 60),
+    Action("monitor", 30, interval=10, depth=0),
+    Action("status", 20),
+    Action("validate-all", 20),
+    Action("meta-data", 5),
+)
+
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_POLL_S = 0.1
+
+
+def find_executable(name: str, path: str) -> Optional[str]:
+    if "/" in name:
+        return name if os.path.isfile(name) and os.access(name, os.X_OK) else None
+    for directory in (path or _DEFAULT_PATH).split(":"):
+        candidate = os.path.join(directory or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def margin(timeout_s: float) -> float:
+    """Time kept back from the operation timeout to answer with a reason instead of being
+    killed: interpreter start-up, the last check's wait, writing the answer."""
+    return max(0.5, min(2.0, timeout_s * 0.1))
+
+
+class ProcessState:
+    """What runs of the daemon: the leader we started, orphans of a dead leader, or nothing."""
+
+    def __init__(
+        self, recorded: Optional[process.ProcessIdentity], running: bool, members: List[int], note: str
+    ) -> None:
+        self.recorded = recorded
+        self.running = running  # the leader itself is alive and ours
+        self.members = members  # live processes of its tree (leader included when running)
+        self.note = note  # why it is not running, for the log
+
+    @property
+    def orphaned(self) -> bool:
+        return not self.running and bool(self.members)
+
+
+class DaemonAgent:
+    """start/stop/monitor/validate-all for one cinder daemon; subclasses add health checks."""
+
+    spec: AgentSpec
+
+    def __init__(self, env: Environment, log: Logger, strict: bool) -> None:
+        self.env = env
+        self.log = log
+        self.strict = strict
+        self.params = parse_params(self.spec, env, log, strict)
+        self.name = self.spec.name
+        self.binary = self.params.text("binary")
+        self.config_path = self.params.text("config")
+        self.user_name = self.params.text("user")
+        self.pid_path = self.params.text("pid")
+        timeout = env.timeout_s(self.spec.default_timeout(env.action))
+        self.deadline = Deadline(timeout - margin(timeout))
+        self._arguments: Optional[List[str]] = None
+
+    # ---------------------------------------------------------------- helpers for subclasses
+    @property
+    def arguments(self) -> List[str]:
+        """additional_parameters split into arguments (shlex: quotes, never a shell)."""
+        if self._arguments is None:
+            text = self.params.text("additional_parameters")
+            if not text.strip():
+                self._arguments = []
+            else:
+                import shlex  # noqa: PLC0415
+
+                try:
+                    self._arguments = shlex.split(text)
+                except ValueError as err:
+                    raise OcfError(OcfExit.ERR_CONFIGURED, f"additional_parameters: {err}") from None
+        return self._arguments
+
+    def config_sources(self) -> tuple:
+        from cinder_ocf.config import config_sources  # noqa: PLC0415
+
+        return config_sources(self.config_path, self.arguments)
+
+    def load_config(self) -> CinderConfig:
+        """cinder.conf as the daemon will read it; OcfError when it cannot be used."""
+        from cinder_ocf.config import ConfigProblem, load_config  # noqa: PLC0415
+
+        files, dirs = self.config_sources()
+        try:
+            return load_config(files, dirs)
+        except ConfigProblem as err:
+            raise OcfError(err.code, err.reason) from None
+
+    def check_timeout(self) -> float:
+        return self.deadline.cap(float(self.params.integer("check_timeout")))
+
+    def state_path(self, suffix: str) -> str:
+        """A per-resource state file in HA_RSCTMP (the token cache, the config cache)."""
+        safe = "".join(c if c.isalnum() or c in "-_.:" else "_" for c in self.env.instance)
+        return os.path.join(self.env.rsctmp, f"cinder-ocf-{safe}.{suffix}")
+
+    # ---------------------------------------------------------------- hooks
+    def health(self, deadline: Deadline) -> List[CheckResult]:
+        """The service's checks, cheapest first.  Runs while the daemon's process lives."""
+        return []
+
+    def validate_service(self) -> None:
+        """Service-specific validation; raise OcfError, log warnings."""
+
+    def before_spawn(self) -> None:
+        """Refuse to start when the service is already provided by someone else."""
+
+    def daemon_argv(self, binary_path: str) -> List[str]:
+        return [binary_path, "--config-file", self.config_path, *self.arguments]
+
+    # ---------------------------------------------------------------- process state
+    def process_state(self) -> ProcessState:
+        try:
+            recorded = process.read_pid_file(self.pid_path)
+        except process.PidFileError as err:
+            return ProcessState(None, False, [], f"{err}: ignored")
+        if recorded is None:
+            return ProcessState(None, False, [], f"no pid file {self.pid_path}")
+        members = process.find_tree(recorded)
+        running = process.is_running(recorded)
+        note = "" if running else f"process {recorded.pid} recorded in {self.pid_path} is gone"
+        return ProcessState(recorded, running, members, note)
+
+    # ---------------------------------------------------------------- actions
+    def validate_all(self) -> OcfExit:
+        self._binary_path()
+        user = self._user()
+        config = self.load_config()
+        from cinder_ocf.config import readable_by  # noqa: PLC0415
+
+        files, _ = self.config_sources()
+        for path in files:
+            why = readable_by(path, user.uid, user.groups)
+            if why:
+                raise OcfError(OcfExit.ERR_CONFIGURED, f"user {user.name} cannot read {path}: {why}")
+        self._check_pid_directory()
+        self._config = config
+        self.validate_service()
+        return OcfExit.SUCCESS
+
+    def status(self) -> OcfExit:
+        """The process alone, no health check (the 2013 agents' status action)."""
+        state = self.process_state()
+        if state.running:
+            return OcfExit.SUCCESS
+        if state.orphaned:
+            raise OcfError(OcfExit.ERR_GENERIC, self.orphan_reason(state))
+        self.log.info(f"{self.name} is not running: {state.note}")
+        return OcfExit.NOT_RUNNING
+
+    def monitor(self) -> OcfExit:
+        code = self.status()
+        if code != OcfExit.SUCCESS:
+            return code
+        code, reason, warnings = verdict(self.health(self.deadline))
+        for warning in warnings:
+            self.log.warning(warning)
+        if code != OcfExit.SUCCESS:
+            raise OcfError(code, reason)
+        self.log.debug(f"{self.name} is healthy")
+        return code
+
+    def start(self) -> OcfExit:
+        self.validate_all()
+        state = self.process_state()
+        child: Optional[Popen[bytes]] = None
+        if state.running:
+            assert state.recorded is not None
+            self.log.info(f"{self.name} already runs (pid {state.recorded.pid}); waiting until healthy")
+            leader = state.recorded
+        else:
+            if state.orphaned:
+                self.log.warning(self.orphan_reason(state) + "; ending them before the start")
+                self._end_tree(state)
+            self.before_spawn()
+            child, leader = self._spawn()
+        return self._wait_healthy(child, leader)
+
+    def stop(self) -> OcfExit:
+        state = self.process_state()
+        if state.recorded is None:
+            if state.note and os.path.lexists(self.pid_path):
+                # Untrusted pid file: nothing it names is signalled.  The link or file itself
+                # goes, so that the next start records a real identity.
+                self.log.warning(f"{state.note}; removing it")
+                process.remove_pid_file(self.pid_path)
+            self.log.info(f"{self.name} is already stopped")
+            return OcfExit.SUCCESS
+        if not state.members:
+            process.remove_pid_file(self.pid_path)
+            self.log.info(f"{self.name} is already stopped")
+            return OcfExit.SUCCESS
+        self._end_tree(state)
+        process.remove_pid_file(self.pid_path)
+        self.log.info(f"{self.name} stopped")
+        return OcfExit.SUCCESS
+
+    # ---------------------------------------------------------------- internals
+    def _binary_path(self) -> str:
+        found = find_executable(self.binary, os.environ.get("PATH", ""))
+        if found is None:
+            where = "" if "/" in self.binary else f" in PATH ({os.environ.get('PATH') or _DEFAULT_PATH})"
+            raise OcfError(OcfExit.ERR_INSTALLED, f"{self.binary} not found or not executable{where}")
+        return found
+
+    def _user(self) -> process.DaemonUser:
+        user = process.lookup_user(self.user_name)
+        if user is None:
+            raise OcfError(OcfExit.ERR_INSTALLED, f"user {self.user_name} does not exist")
+        if os.geteuid() != 0 and user.uid != os.geteuid():
+            raise OcfError(OcfExit.ERR_PERM, f"only root can run {self.name} as {user.name}")
+        return user
+
+    def _check_pid_directory(self) -> None:
+        directory = os.path.dirname(self.pid_path) or "."
+        if not os.path.isabs(self.pid_path):
+            raise OcfError(OcfExit.ERR_CONFIGURED, f"pid {self.pid_path!r} is not an absolute path")
+        try:
+            info = os.lstat(directory)
+        except FileNotFoundError:
+            return  # created on start
+        if info.st_mode & 0o022 and not info.st_mode & 0o1000:
+            raise OcfError(
+                OcfExit.ERR_PERM, f"pid directory {directory} is writable by others (no sticky bit)"
+            )
+
+    def _console_log(self) -> str:
+        configured = self.params.text("console_log")
+        if configured:
+            return configured
+        if os.path.isdir("/var/log/cinder"):
+            return f"/var/log/cinder/{os.path.basename(self.state_path('console.log'))}"
+        return self.state_path("console.log")
+
+    def _spawn(self) -> tuple:
+        argv = self.daemon_argv(self._binary_path())
+        user = self._user()
+        output = self._console_log()
+        os.makedirs(os.path.dirname(output), mode=0o755, exist_ok=True)
+        self.log.info(f"starting {self.name} as {user.name}: {' '.join(argv)} (output: {output})")
+        try:
+            child = process.spawn(argv, user, output, dict(os.environ))
+        except OSError as err:
+            raise OcfError(OcfExit.ERR_INSTALLED, f"cannot execute {argv[0]}: {err.strerror}") from None
+        leader = process.identity_of(child.pid)
+        if leader is None:
+            raise OcfError(OcfExit.ERR_GENERIC, self._death_reason(output, child.wait()))
+        try:
+            process.write_pid_file(self.pid_path, leader)
+        except (OSError, process.PidFileError) as err:
+            process.signal_processes([child.pid], leader.start_ticks, signal.SIGKILL)
+            child.wait()
+            raise OcfError(OcfExit.ERR_PERM, f"cannot write pid file {self.pid_path}: {err}") from None
+        return child, leader
+
+    def _wait_healthy(self, child: Optional[Popen[bytes]], leader: process.ProcessIdentity) -> OcfExit:
+        last = "no check ran yet"
+        while True:
+            exit_status = child.poll() if child is not None else None
+            if exit_status is not None or not process.is_running(leader):
+                raise OcfError(OcfExit.ERR_GENERIC, self._death_reason(self._console_log(), exit_status))
+            if self.deadline.remaining() < _POLL_S:
+                # A check squeezed into what is left would only report its own lack of time.
+                raise OcfError(
+                    OcfExit.ERR_GENERIC,
+                    f"{self.name} did not become healthy within {self.deadline.seconds:.1f} s: {last}",
+                )
+            code, reason, warnings = verdict(self.health(self.deadline))
+            if code == OcfExit.SUCCESS:
+                for warning in warnings:
+                    self.log.warning(warning)
+                self.log.info(f"{self.name} started (pid {leader.pid})")
+                return OcfExit.SUCCESS
+            last = reason
+            time.sleep(min(_POLL_S, self.deadline.remaining()))
+
+    def _death_reason(self, output: str, exit_status: Optional[int]) -> str:
+        how = "exited" if exit_status is None else _describe_exit(exit_status)
+        lines = process.tail(output, 3)
+        said = " | ".join(line[-200:] for line in lines) if lines else "no output"
+        return f"{self.name} {how} during start; last output ({output}): {said}"
+
+    def orphan_reason(self, state: ProcessState) -> str:
+        assert state.recorded is not None
+        pids = " ".join(str(p) for p in state.members[:10])
+        return (
+            f"{self.name} parent process {state.recorded.pid} is gone but "
+            f"{len(state.members)} of its processes still run ({pids})"
+        )
+
+    def _end_tree(self, state: ProcessState) -> None:
+        """SIGTERM to the whole tree, SIGKILL to what is left before the deadline."""
+        assert state.recorded is not None
+        leader = state.recorded
+        budget = self.deadline.remaining()
+        term_deadline = time.monotonic() + budget - min(5.0, budget * 0.25)
+        signalled: set = set()
+        left = state.members
+        while left and time.monotonic() < term_deadline:
+            fresh = [pid for pid in left if pid not in signalled]
+            signalled.update(process.signal_processes(fresh, leader.start_ticks, signal.SIGTERM))
+            time.sleep(0.05)
+            left = process.find_tree(leader)
+        if left:
+            self.log.warning(
+                f"{self.name}: {len(left)} process(es) ignored SIGTERM for "
+                f"{budget - min(5.0, budget * 0.25):.1f} s: sending SIGKILL to {left}"
+            )
+            process.signal_processes(left, leader.start_ticks, signal.SIGKILL)
+            left = process.wait_gone(leader, self.deadline.end)
+        if left:
+            raise OcfError(
+                OcfExit.ERR_GENERIC,
+                f"{self.name}: processes {left} survived SIGKILL (stuck in the kernel?)",
+            )
+
+
+def _describe_exit(status: int) -> str:
+    if status < 0:
+        return f"was killed by {process.signal_name(-status)}"
+    return f"exited with status {status}"

@@ -1,0 +1,237 @@
+"""Parameters and actions declared once, as data: meta-data XML and parameter parsing read them.
+
+Exports: Parameter, Action, AgentSpec, render_metadata, parse_params, ParamValues.
+
+The XML follows resource-agents' ra-api-1.dtd (OCF 1.0), which is what ocf-tester validates:
+no OCF 1.1-only markup (``deprecated``, ``reloadable``, ``select``), every action with a timeout.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cinder_ocf.ocf import Environment, Logger, OcfError, OcfExit, is_true
+
+if TYPE_CHECKING:
+    from typing import Dict, Optional, Sequence, Union
+
+    Value = Union[str, int, bool]
+
+
+class Parameter:
+    """One OCF_RESKEY_* parameter.  Plain class, not a dataclass: this is on every action's
+    path, and the dataclasses module costs a monitor 12 ms of imports."""
+
+    __slots__ = (
+        "default", "longdesc", "maximum", "minimum", "name", "replaced_by",
+        "required", "secret", "shortdesc", "type", "unique",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        name: str,
+        shortdesc: str,
+        longdesc: str,
+        type: str = "string",  # string | integer | boolean
+        default: str = "",  # as operators see it; ${HA_RSCTMP}, ${OCF_RESOURCE_INSTANCE} expand
+        required: bool = False,
+        unique: bool = False,
+        secret: bool = False,  # never logged, never printed
+        replaced_by: str = "",  # a deprecated name whose value feeds this parameter
+        minimum: Optional[int] = None,
+        maximum: Optional[int] = None,
+    ) -> None:
+        self.name = name
+        self.shortdesc = shortdesc
+        self.longdesc = longdesc
+        self.type = type
+        self.default = default
+        self.required = required
+        self.unique = unique
+        self.secret = secret
+        self.replaced_by = replaced_by
+        self.minimum = minimum
+        self.maximum = maximum
+
+
+class Action:
+    __slots__ = ("depth", "interval", "name", "timeout")
+
+    def __init__(
+        self, name: str, timeout: int, interval: Optional[int] = None, depth: Optional[int] = None
+    ) -> None:
+        self.name = name
+        self.timeout = timeout  # seconds
+        self.interval = interval
+        self.depth = depth
+
+
+class AgentSpec:
+    """Everything meta-data says about an agent."""
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        shortdesc: str,
+        longdesc: str,
+        parameters: Sequence[Parameter],
+        actions: Sequence[Action],
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.shortdesc = shortdesc
+        self.longdesc = longdesc
+        self.parameters = tuple(parameters)
+        self.actions = tuple(actions)
+
+    def parameter(self, name: str) -> Parameter:
+        for param in self.parameters:
+            if param.name == name:
+                return param
+        raise KeyError(name)
+
+    def default_timeout(self, action: str) -> int:
+        for act in self.actions:
+            if act.name == action:
+                return act.timeout
+        return 20
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def render_metadata(spec: AgentSpec) -> str:
+    """The meta-data XML of an agent; every text and attribute escaped."""
+    out = [
+        '<?xml version="1.0"?>',
+        '<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd">',
+        f'<resource-agent name="{_escape(spec.name)}" version="{_escape(spec.version)}">',
+        "<version>1.0</version>",
+        f'<longdesc lang="en">\n{_escape(spec.longdesc.strip())}\n</longdesc>',
+        f'<shortdesc lang="en">{_escape(spec.shortdesc)}</shortdesc>',
+        "<parameters>",
+    ]
+    for param in spec.parameters:
+        longdesc = param.longdesc.strip()
+        if param.replaced_by:
+            longdesc += f"\nDeprecated: use {param.replaced_by} instead."
+        out += [
+            f'<parameter name="{_escape(param.name)}" unique="{int(param.unique)}"'
+            f' required="{int(param.required)}">',
+            f'<longdesc lang="en">\n{_escape(longdesc)}\n</longdesc>',
+            f'<shortdesc lang="en">{_escape(param.shortdesc)}</shortdesc>',
+            f'<content type="{param.type}" default="{_escape(param.default)}" />',
+            "</parameter>",
+        ]
+    out += ["</parameters>", "<actions>"]
+    for act in spec.actions:
+        attrs = f'name="{act.name}" timeout="{act.timeout}s"'
+        if act.interval is not None:
+            attrs += f' interval="{act.interval}s"'
+        if act.depth is not None:
+            attrs += f' depth="{act.depth}"'
+        out.append(f"<action {attrs} />")
+    out += ["</actions>", "</resource-agent>", ""]
+    return "\n".join(out)
+
+
+class ParamValues:
+    """Typed parameter values of one resource, with the problems found while reading them."""
+
+    def __init__(self, values: Dict[str, Value], given: Dict[str, bool]) -> None:
+        self._values = values
+        self._given = given
+
+    def text(self, name: str) -> str:
+        return str(self._values[name])
+
+    def integer(self, name: str) -> int:
+        value = self._values[name]
+        assert isinstance(value, int)
+        return value
+
+    def flag(self, name: str) -> bool:
+        return bool(self._values[name])
+
+    def given(self, name: str) -> bool:
+        """True when the operator set the parameter (or its deprecated name), not its default."""
+        return self._given.get(name, False)
+
+
+def expand_default(default: str, env: Environment) -> str:
+    return default.replace("${HA_RSCTMP}", env.rsctmp).replace("${OCF_RESOURCE_INSTANCE}", env.instance)
+
+
+def parse_params(spec: AgentSpec, env: Environment, log: Logger, strict: bool) -> ParamValues:
+    """Read OCF_RESKEY_* into typed values.
+
+    strict: a bad value raises OcfError (ERR_CONFIGURED).  Not strict (stop, probes): a bad value
+    is logged and replaced by the default, because stop must work whatever the configuration.
+    """
+    raw = dict(env.params)
+    for param in spec.parameters:
+        if param.replaced_by and param.name in raw:
+            log.notice_once(
+                param.name,
+                f"parameter {param.name} is deprecated, use {param.replaced_by} instead",
+            )
+            # An explicit new name wins over its deprecated alias.
+            raw.setdefault(param.replaced_by, raw[param.name])
+    values: Dict[str, Value] = {}
+    given: Dict[str, bool] = {}
+    for param in spec.parameters:
+        if param.secret:
+            log.add_secret(raw.get(param.name))
+    for param in spec.parameters:
+        if param.replaced_by:
+            continue
+        text: Optional[str] = raw.get(param.name)
+        given[param.name] = text is not None
+        if param.required and not (text or "").strip():
+            problem = f"required parameter {param.name} is not set"
+            if strict:
+                raise OcfError(OcfExit.ERR_CONFIGURED, problem)
+            log.warning(problem)
+        if text is None:
+            text = expand_default(param.default, env)
+        try:
+            values[param.name] = _convert(param, text)
+        except ValueError as err:
+            problem = f"parameter {param.name}={text!r}: {err}"
+            if strict:
+                raise OcfError(OcfExit.ERR_CONFIGURED, problem) from None
+            log.warning(problem + "; using the default")
+            values[param.name] = _convert(param, expand_default(param.default, env))
+    return ParamValues(values, given)
+
+
+def _convert(param: Parameter, text: str) -> Value:
+    if param.type == "boolean":
+        flag = is_true(text)
+        if flag is None:
+            raise ValueError("not a boolean (use yes/no, true/false, 1/0)")
+        return flag
+    if param.type == "integer":
+        try:
+            number = int(text.strip())
+        except ValueError:
+            raise ValueError("not a whole number") from None
+        if param.minimum is not None and number < param.minimum:
+            raise ValueError(f"must be at least {param.minimum}")
+        if param.maximum is not None and number > param.maximum:
+            raise ValueError(f"must be at most {param.maximum}")
+        return number
+    if "\x00" in text:
+        raise ValueError("contains a NUL character")
+    return text
+
+
+def usage_text(spec: AgentSpec) -> str:
+    names = "|".join(act.name for act in spec.actions if act.name != "meta-data")
+    return (
+        f"usage: {spec.name} {{{names}|meta-data|usage}}\n\n"
+        f"{spec.shortdesc}. Parameters come from OCF_RESKEY_* environment variables;\n"
+        f"'{spec.name} meta-data' lists them.\n"
+    )

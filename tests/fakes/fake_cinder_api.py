@@ -1,0 +1,93 @@
+"""A stand-in daemon for faults real cinder-api cannot be made to show on demand.
+
+Started by the agent exactly like cinder-api (``--config-file FILE``), it reads its listen
+address from [DEFAULT] like cinder and its behaviour from a [fake] section:
+
+  mode = ok | error500 | hang | die | reject403 | garbage
+  start_delay = seconds before it listens (a slow start)
+  workers = number of child processes (cinder-api's API workers)
+  ignore_term = yes: the parent and its workers ignore SIGTERM
+  tokens_file = file listing the tokens it accepts, one per line (re-read per request)
+
+It stops on SIGTERM (unless told not to), taking its workers with it, as oslo.service does.
+"""
+
+import configparser
+import http.server
+import os
+import signal
+import sys
+import time
+
+
+def main() -> None:
+    conf = configparser.ConfigParser()
+    conf.read(sys.argv[sys.argv.index("--config-file") + 1])
+    fake = conf["fake"] if conf.has_section("fake") else {}
+    mode = fake.get("mode", "ok")
+    print(f"fake cinder-api starting, mode {mode}, uid {os.getuid()}", flush=True)
+    if mode == "die":
+        print("ERROR cinder.cmd.api: cannot load app: fake failure for the tests", flush=True)
+        sys.exit(3)
+    time.sleep(float(fake.get("start_delay", "0")))
+    if fake.get("ignore_term", "no") == "yes":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for _ in range(int(fake.get("workers", "0"))):
+        if os.fork() == 0:
+            while True:
+                time.sleep(60)
+    handler = make_handler(mode, fake.get("tokens_file", ""))
+    host = conf.get("DEFAULT", "osapi_volume_listen", fallback="127.0.0.1")
+    port = conf.getint("DEFAULT", "osapi_volume_listen_port", fallback=8776)
+    server = http.server.ThreadingHTTPServer((host, port), handler)
+    if fake.get("ignore_term", "no") != "yes":
+        signal.signal(signal.SIGTERM, lambda *_: terminate())
+    server.serve_forever()
+
+
+def terminate() -> None:
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def make_handler(mode: str, tokens_file: str) -> type:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if mode == "hang":
+                time.sleep(3600)
+            if mode == "error500":
+                return self.answer(500, b'{"error": "fake"}')
+            if mode == "garbage":
+                self.wfile.write(b"SSH-2.0-not-http\r\n\r\n")
+                return None
+            if self.path == "/":
+                return self.answer(300, b'{"versions": []}')
+            token = self.headers.get("X-Auth-Token", "")
+            if mode == "reject403" and token:
+                return self.answer(403, b'{"error": "forbidden"}')
+            if token and token in accepted(tokens_file):
+                return self.answer(200, b'{"volume_types": []}')
+            return self.answer(401, b'{"error": "unauthorized"}')
+
+        def answer(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, fmt: str, *args: object) -> None:
+            print("fake cinder-api: " + fmt % args, flush=True)
+
+    return Handler
+
+
+def accepted(tokens_file: str) -> set:
+    try:
+        with open(tokens_file, encoding="utf-8") as src:
+            return {line.strip() for line in src if line.strip()}
+    except OSError:
+        return set()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""A Keystone v3 token endpoint of the tests' own, for faults: down, 500, slow, rejecting.
+
+The real Keystone runs in the integration tests; this one counts requests and misbehaves on
+demand so that unit tests can show what the agent does in each case.
+"""
+
+import datetime
+import http.server
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+
+class FakeKeystone:
+    def __init__(self, tokens_file: Path, lifetime_s: float = 3600.0) -> None:
+        self.tokens_file = tokens_file
+        self.lifetime_s = lifetime_s
+        self.mode = "ok"  # ok | error500 | reject401 | slow
+        self.token_requests = 0
+        self.last_body: Optional[dict] = None
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v3"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _issue(self) -> str:
+        token = f"fake-token-{self.token_requests}"
+        with open(self.tokens_file, "a", encoding="utf-8") as out:
+            out.write(token + "\n")
+        return token
+
+    def _handler(self) -> type:
+        keystone = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length", "0"))
+                keystone.last_body = json.loads(self.rfile.read(length) or b"{}")
+                keystone.token_requests += 1
+                if keystone.mode == "slow":
+                    time.sleep(30)
+                if keystone.mode == "error500":
+                    return self._answer(500, {"error": {"code": 500, "message": "fake"}})
+                if keystone.mode == "reject401":
+                    return self._answer(401, {"error": {"code": 401, "message": "bad password"}})
+                expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+                    seconds=keystone.lifetime_s
+                )
+                body = {
+                    "token": {
+                        "methods": ["password"],
+                        "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
+                        "issued_at": datetime.datetime.now(datetime.timezone.utc).strftime(
+                            "%Y-%m-%dT%H:%M:%S.000000Z"
+                        ),
+                        "user": {"id": "u1", "name": "monitor", "domain": {"id": "default"}},
+                        "project": {"id": "p1", "name": "admin", "domain": {"id": "default"}},
+                        "catalog": [],
+                    }
+                }
+                return self._answer(201, body, {"X-Subject-Token": keystone._issue()})
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._answer(200, {"version": {"id": "v3.14", "status": "stable"}})
+
+            def _answer(self, status: int, body: dict, headers: Optional[dict] = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, fmt: str, *args: object) -> None:
+                pass
+
+        return Handler

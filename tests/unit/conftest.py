@@ -1,0 +1,109 @@
+"""A cinder-api resource whose daemon and Keystone misbehave on demand (tests/fakes)."""
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.conftest import ROOT, Agent, open_dir, process_state, wait_until
+from tests.fakes.keystone import FakeKeystone
+
+PASSWORD = "Pa55-unit-s3cret-value"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class FakeApi:
+    """The resource under test: the agent, a fake daemon's config, a fake Keystone."""
+
+    def __init__(self, workdir: Path, agent_path: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.tokens_file = workdir / "tokens"
+        self.tokens_file.touch()
+        self.tokens_file.chmod(0o644)
+        self.keystone = FakeKeystone(self.tokens_file)
+        self.binary = workdir / "fake-cinder-api"
+        source = (ROOT / "tests/fakes/fake_cinder_api.py").read_text()
+        self.binary.write_text(f"#!{sys.executable}\n" + source)
+        self.binary.chmod(0o755)
+        self.config = workdir / "cinder.conf"
+        self.rsctmp = workdir / "rsctmp"
+        self.rsctmp.mkdir(mode=0o755)
+        self.configure()
+        self.agent = Agent(
+            agent_path,
+            self.rsctmp,
+            "p_cinder-api",
+            {
+                "binary": str(self.binary),
+                "config": str(self.config),
+                "user": "root",
+                "os_username": "monitor",
+                "os_password": PASSWORD,
+                "os_project_name": "admin",
+                "os_auth_url": self.keystone.url,
+                "check_timeout": "3",
+            },
+        )
+
+    def configure(self, **fake: str) -> None:
+        fake.setdefault("tokens_file", str(self.tokens_file))
+        lines = [
+            "[DEFAULT]",
+            "osapi_volume_listen = 127.0.0.1",
+            f"osapi_volume_listen_port = {self.port}",
+            "[keystone_authtoken]",
+            f"auth_url = {self.keystone.url.rsplit('/v3', 1)[0]}/",
+            "username = cinder",
+            "password = conf-s3cret-password",
+            "project_name = service",
+            "[fake]",
+            *(f"{k} = {v}" for k, v in fake.items()),
+        ]
+        self.config.write_text("\n".join(lines) + "\n")
+        self.config.chmod(0o644)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def pid(self) -> int:
+        return int(self.agent.pid_file().read_text().split()[0])
+
+    def session_members(self, leader: int) -> list:
+        out = subprocess.run(["ps", "-e", "-o", "pid=,sid=,stat="], capture_output=True, text=True)
+        return [
+            int(p)
+            for p, s, st in (ln.split() for ln in out.stdout.splitlines())
+            if int(s) == leader and not st.startswith("Z")
+        ]
+
+
+@pytest.fixture
+def fake(agents_dir: Path) -> Iterator[FakeApi]:
+    workdir = open_dir("cinder-ocf-unit-")
+    api = FakeApi(workdir, agents_dir / "cinder-api")
+    try:
+        yield api
+    finally:
+        leader = None
+        try:
+            leader = api.pid()
+        except (OSError, ValueError, IndexError):
+            pass
+        stop = api.agent("stop", timeout_s=15)
+        api.keystone.close()
+        if leader is not None:
+            # Nothing of the daemon's session may outlive the test.
+            assert wait_until(lambda: not api.session_members(leader), 5), api.session_members(leader)
+            assert process_state(leader) is None
+        subprocess.run(["rm", "-rf", str(workdir)], check=True)
+        assert stop.rc == 0, stop
