@@ -5,7 +5,7 @@ export VENV
 export CINDER_OCF_STACK_VENV ?= /var/tmp/cinder-ocf/stack-venv
 PYTEST_ARGS ?=
 
-.PHONY: deps test unit lint clean
+.PHONY: deps test unit lint clean readme
 
 deps:
 	./tools/install-deps
@@ -24,3 +24,7 @@ unit: deps
 
 clean:
 	rm -rf build dist src/*.egg-info .pytest_cache .ruff_cache
+
+## readme: regenerate the README's parameter reference from the agents' meta-data
+readme: deps
+	$(VENV)/bin/python tools/update-readme

@@ -1,6 +1,5 @@
 """Fixtures every test layer shares: the agents installed as Pacemaker would run them."""
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -106,7 +105,7 @@ def process_state(pid: int) -> Optional[str]:
     return None if state in ("Z", "X") else state
 
 
-def wait_until(predicate, timeout_s: float, step_s: float = 0.05) -> bool:  # noqa: ANN001
+def wait_until(predicate, timeout_s: float, step_s: float = 0.05) -> bool:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         if predicate():

@@ -58,8 +58,8 @@ def daemon_parameters(binary: str) -> List[Parameter]:
         Parameter(
             "console_log", "Daemon output file",
             f"File that receives what {binary} writes to standard output and error (start-up "
-            f"errors, tracebacks). Empty: /var/log/cinder/<instance>-console.log when "
-            f"/var/log/cinder exists, else a file next to the pid file.",
+            f"errors, tracebacks). Empty: /var/log/cinder/cinder-ocf-<instance>.console.log "
+            f"when /var/log/cinder exists, else cinder-ocf-<instance>.console.log in HA_RSCTMP."
         ),
         Parameter(
             "additional_parameters", "Additional command-line arguments",

@@ -51,7 +51,7 @@ def terminate() -> None:
 
 def make_handler(mode: str, tokens_file: str) -> type:
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             if mode == "hang":
                 time.sleep(3600)
             if mode == "error500":

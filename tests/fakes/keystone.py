@@ -42,7 +42,7 @@ class FakeKeystone:
         keystone = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 keystone.last_body = json.loads(self.rfile.read(length) or b"{}")
                 keystone.token_requests += 1
@@ -69,7 +69,7 @@ class FakeKeystone:
                 }
                 return self._answer(201, body, {"X-Subject-Token": keystone._issue()})
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._answer(200, {"version": {"id": "v3.14", "status": "stable"}})
 
             def _answer(self, status: int, body: dict, headers: Optional[dict] = None) -> None:

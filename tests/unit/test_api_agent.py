@@ -8,6 +8,7 @@ import os
 import signal
 import stat
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -149,9 +150,8 @@ def test_dead_parent_with_live_workers_is_a_failure_and_stop_ends_them(fake: Fak
 def test_reused_pid_is_not_running_and_never_signalled(fake: FakeApi) -> None:
     bystander = subprocess.Popen(["sleep", "300"])
     try:
-        with open(f"/proc/{bystander.pid}/stat") as src:
-            start_ticks = int(src.read().rsplit(")", 1)[1].split()[19])
-        boot_id = open("/proc/sys/kernel/random/boot_id").read().strip()
+        start_ticks = int(Path(f"/proc/{bystander.pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
         # What start would have recorded for an earlier process with this pid.
         pid_file = fake.agent.pid_file()
         pid_file.write_text(f"{bystander.pid} {start_ticks - 100} {boot_id} /usr/bin/sleep\n")
@@ -197,10 +197,10 @@ def test_daemon_runs_as_user_with_a_clean_environment(fake: FakeApi) -> None:
     fake.agent.params["console_log"] = str(fake.workdir / "console.log")
     run = fake.agent("start")
     assert run.rc == 0, run
-    status = open(f"/proc/{fake.pid()}/status").read()
+    status = Path(f"/proc/{fake.pid()}/status").read_text()
     uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
     assert uid_line.split()[1:] == ["65534"] * 4
-    environ = open(f"/proc/{fake.pid()}/environ", "rb").read()
+    environ = Path(f"/proc/{fake.pid()}/environ").read_bytes()
     assert PASSWORD.encode() not in environ
     assert b"OCF_RESKEY" not in environ
     assert os.getsid(fake.pid()) == fake.pid(), "the daemon leads a session of its own"
@@ -313,4 +313,19 @@ def test_daemon_output_goes_to_the_console_log_it_names(fake: FakeApi) -> None:
     run = fake.agent("start")
     assert run.rc == 0, run
     named = run.stderr.split("(output: ", 1)[1].split(")", 1)[0]
-    assert "fake cinder-api starting" in open(named).read()
+    assert "fake cinder-api starting" in Path(named).read_text()
+
+
+def test_ocf_tester_passes(fake: FakeApi) -> None:
+    # Credentials come from cinder.conf: ocf-tester would put a password on its command line.
+    options = ["binary", "config", "user", "check_timeout"]
+    args = [arg for name in options for arg in ("-o", f"{name}={fake.agent.params[name]}")]
+    run = subprocess.run(
+        ["ocf-tester", "-n", "p_cinder-api", *args, str(fake.agent.path)],
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HA_RSCTMP": str(fake.rsctmp)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "passed all tests" in run.stdout, run.stdout + run.stderr
+    assert run.returncode == 0
