@@ -1,0 +1,1 @@
+"""Tests that run real Pacemaker + Corosync clusters on this machine (see harness.py)."""

@@ -1,0 +1,217 @@
+"""Fixtures for tests that need a real Pacemaker + Corosync cluster (see harness.py).
+
+``cluster1`` / ``cluster2`` give a running 1- or 2-node cluster.  All clusters use the same
+namespace names and addresses, so there is at most one at a time: a pool per test module
+keeps the current cluster for the next test that asks for the same size (resources made
+by earlier tests are still there), and replaces it when a test wants the other size or
+the cluster is unhealthy (e.g. a test crashed a node and failed before booting it again).
+At the end of each module the cluster goes down, so that nothing of it outlives the
+module (tests elsewhere, e.g. tests/integration, may build their own cluster).
+
+Environment:
+  COCF_CLUSTER_KEEP=1        keep the nodes' state and logs for post-mortem (path is logged)
+  COCF_CLUSTER_STATE_DIR=D   where the state goes (default: $TMPDIR or /tmp)
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator, List, Optional, Set
+
+import pytest
+
+from .harness import (
+    NODE_ENV,
+    NS_PREFIX,
+    Cluster,
+    HarnessError,
+    cleanup_stale,
+    netns_list,
+    run,
+)
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent
+
+DEBIAN_PACKAGES = (
+    "pacemaker",
+    "pacemaker-cli-utils",
+    "corosync",
+    "pcs",
+    "crmsh",
+    "resource-agents",
+    "iproute2",
+    "iputils-ping",
+    "util-linux",
+    "procps",
+)
+BINARIES = (
+    "corosync",
+    "pacemakerd",
+    "crm_mon",
+    "cibadmin",
+    "crm_resource",
+    "pcs",
+    "crm",
+    "ip",
+    "nsenter",
+    "unshare",
+    "ping",
+    "ps",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    """Mark every test under tests/cluster with ``cluster``."""
+    for item in items:
+        if HERE in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.cluster)
+
+
+def _package_installer() -> Optional[Callable[..., None]]:
+    """tests.stack.install.ensure_debian_packages, if the colleague's module is there."""
+    for name in ("tests.stack.install", "stack.install"):  # depends on how pytest imports
+        try:
+            return getattr(importlib.import_module(name), "ensure_debian_packages", None)
+        except ImportError:
+            continue
+    return None
+
+
+def _skip_reason() -> Optional[str]:
+    if os.geteuid() != 0:
+        return "cluster tests need root (network, mount and PID namespaces)"
+    install = _package_installer()
+    if install is not None:
+        install(*DEBIAN_PACKAGES)
+    missing = [b for b in BINARIES if shutil.which(b, path=NODE_ENV["PATH"]) is None]
+    if missing:
+        return f"missing {', '.join(missing)}: apt-get install {' '.join(DEBIAN_PACKAGES)}"
+    probe = run(
+        ["unshare", "--net", "--mount", "--uts", "--ipc", "--pid", "--fork", "--mount-proc", "true"],
+        check=False,
+        timeout=30,
+        env=NODE_ENV,
+    )
+    if probe.returncode != 0:
+        return f"cannot create namespaces here: {probe.stderr.strip()}"
+    return None
+
+
+class ClusterPool:
+    """Hands out the one cluster that can exist at a time."""
+
+    def __init__(self, keep: bool, state_dir: Optional[str]) -> None:
+        self.keep = keep
+        self.state_dir = state_dir
+        self.current: Optional[Cluster] = None
+
+    def get(self, size: int) -> Cluster:
+        cluster = self.current
+        if cluster is not None and len(cluster.nodes) == size and _healthy(cluster):
+            return cluster
+        self.close()
+        root = tempfile.mkdtemp(prefix=f"cocf-cluster{size}-", dir=self.state_dir)
+        try:
+            self.current = Cluster(root, nodes=size, keep_state=self.keep).up()
+        except BaseException:
+            if not self.keep:  # up() has torn down what it started
+                shutil.rmtree(root, ignore_errors=True)
+            raise
+        return self.current
+
+    def close(self) -> Optional[Cluster]:
+        """Tear the current cluster down (if any) and return it, for inspection."""
+        cluster, self.current = self.current, None
+        if cluster is None:
+            return None
+        try:
+            cluster.down()
+        finally:
+            if self.keep:
+                log.warning("cluster state kept in %s", cluster.root)
+            else:
+                shutil.rmtree(cluster.root, ignore_errors=True)
+        return cluster
+
+
+def _healthy(cluster: Cluster) -> bool:
+    if cluster.running_nodes != cluster.nodes:
+        return False
+    try:
+        cluster.wait_ready(timeout=30)
+    except HarnessError:
+        return False
+    return True
+
+
+def _ours(names: List[str]) -> Set[str]:
+    return {name for name in names if name.startswith(NS_PREFIX)}
+
+
+def _check_nothing_left(namespaces_before: Set[str]) -> None:
+    namespaces = _ours(netns_list()) - namespaces_before
+    # (namespaces that existed before us have their /run/netns/... mount: not ours)
+    theirs = tuple(f"/run/netns/{ns} " for ns in namespaces_before)
+    mounts = [
+        line
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if "cocf" in line and not any(mark in line for mark in theirs)
+    ]
+    assert not namespaces, f"namespaces left behind: {sorted(namespaces)}"
+    assert not mounts, "mounts left behind:\n" + "\n".join(mounts)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    # SIGTERM (a CI timeout, say) would otherwise kill pytest without any teardown
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session")
+def cluster_host() -> Iterator[None]:
+    """Skips unless this machine can run clusters; installs the packages if it can."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    busy = cleanup_stale()
+    if busy:
+        log.warning("node namespaces in use by someone else: %s", busy)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.fixture(scope="module")
+def cluster_pool(cluster_host: None) -> Iterator[ClusterPool]:
+    before = _ours(netns_list())
+    pool = ClusterPool(
+        keep=os.environ.get("COCF_CLUSTER_KEEP", "") not in ("", "0"),
+        state_dir=os.environ.get("COCF_CLUSTER_STATE_DIR") or None,
+    )
+    try:
+        yield pool
+    finally:
+        try:
+            pool.close()  # raises if a process or namespace was left behind
+        finally:
+            _check_nothing_left(before)
+
+
+@pytest.fixture
+def cluster1(cluster_pool: ClusterPool) -> Cluster:
+    """A running 1-node cluster (node1)."""
+    return cluster_pool.get(1)
+
+
+@pytest.fixture
+def cluster2(cluster_pool: ClusterPool) -> Cluster:
+    """A running 2-node cluster (node1, node2)."""
+    return cluster_pool.get(2)
