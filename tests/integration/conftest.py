@@ -1,0 +1,59 @@
+"""Fixtures of the integration tests: one real OpenStack stack per test session.
+
+Needs root (apt-get, useradd, chown, services run as the ``cinder`` user).
+``CINDER_OCF_STACK_VENV`` selects the stack venv (default /var/tmp/cinder-ocf/stack-venv,
+built on first use); ``CINDER_OCF_KEEP_STACK_ROOT=1`` keeps the run directory (logs).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+
+from tests.stack.install import ensure_debian_packages, ensure_service_user, ensure_stack_venv
+from tests.stack.openstack import OpenStack
+
+LOG = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent
+RUN_BASE = Path("/var/tmp/cinder-ocf")
+SERVICE_USER = "cinder"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    """Mark every test under tests/integration with ``integration``."""
+    for item in items:
+        if HERE in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def openstack() -> Iterator[OpenStack]:
+    """RabbitMQ + Keystone + cinder.conf/db, started once per session, stopped at the end."""
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        pytest.skip("the OpenStack integration stack needs root on Linux")
+    venv = ensure_stack_venv()
+    ensure_debian_packages("rabbitmq-server")
+    ensure_service_user(SERVICE_USER)
+    RUN_BASE.mkdir(parents=True, exist_ok=True)
+    os.chmod(RUN_BASE, 0o755)
+    root = Path(tempfile.mkdtemp(prefix="run-", dir=RUN_BASE))
+    os.chmod(root, 0o755)
+    stack = OpenStack(root=root, venv=venv, service_user=SERVICE_USER)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        try:
+            stack.close()
+        finally:
+            if os.environ.get("CINDER_OCF_KEEP_STACK_ROOT"):
+                LOG.warning("keeping %s", root)
+            else:
+                shutil.rmtree(root, ignore_errors=True)
