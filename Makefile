@@ -5,7 +5,7 @@ export VENV
 export CINDER_OCF_STACK_VENV ?= /var/tmp/cinder-ocf/stack-venv
 PYTEST_ARGS ?=
 
-.PHONY: deps test unit lint clean readme
+.PHONY: deps test unit lint clean readme rpm
 
 deps:
 	./tools/install-deps
@@ -28,3 +28,8 @@ clean:
 ## readme: regenerate the README's parameter reference from the agents' meta-data
 readme: deps
 	$(VENV)/bin/python tools/update-readme
+
+## rpm: the noarch RPM and source RPM (packaging/rpm/cinder-ocf.spec) built from the working
+## tree's sdist into dist/rpm/RPMS/noarch and dist/rpm/SRPMS; fails if rpmlint reports an error
+rpm: deps
+	/usr/bin/python3 packaging/rpm/build_rpm.py --outdir dist/rpm
