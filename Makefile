@@ -5,7 +5,7 @@ export VENV
 export CINDER_OCF_STACK_VENV ?= /var/tmp/cinder-ocf/stack-venv
 PYTEST_ARGS ?=
 
-.PHONY: deps test unit lint clean readme rpm
+.PHONY: deps demo test unit lint clean readme rpm
 
 deps:
 	./tools/install-deps
@@ -13,6 +13,10 @@ deps:
 lint: deps
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
+
+## demo: a real two-node Pacemaker cluster keeping a real cinder-api available through failures
+demo: deps
+	$(VENV)/bin/python tools/demo
 
 ## test: lint, unit tests, integration tests with the real services, ocf-tester, cluster tests
 test: lint

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import logging
 import os
 import select
@@ -45,6 +46,7 @@ import signal
 import subprocess
 import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Set, TypeVar, Union
@@ -314,6 +316,41 @@ def ns_exec(
 def ping(ip: str = VIP, from_ns: str = CLIENT_NS) -> bool:
     """One ICMP echo, one second to answer."""
     return ns_exec(from_ns, "ping", "-c1", "-W1", ip, check=False, timeout=10).returncode == 0
+
+
+_CLONE_NEWNET = 0x40000000
+
+
+def join_netns(ns: str) -> None:
+    """Move the calling thread, and only it, into the network namespace ns.
+
+    Network namespaces are per thread: the rest of the process stays where it is, and
+    processes this thread starts are born in ns.  Used through netns_executor().
+    """
+    fd = os.open(f"/run/netns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        setns = getattr(os, "setns", None)  # Python >= 3.12
+        if setns is not None:
+            setns(fd, _CLONE_NEWNET)
+            return
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, _CLONE_NEWNET) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"setns into {ns}: {os.strerror(errno)}")
+    finally:
+        os.close(fd)
+
+
+def netns_executor(ns: str) -> ThreadPoolExecutor:
+    """One worker thread that lives in network namespace ns.
+
+    What it runs reaches that namespace's addresses: e.g. the services harness, which
+    talks HTTP to the Keystone it starts in SVC_NS, from a test process that stays in the
+    host's namespace (where nothing of ours is configured).  shutdown() it when done.
+    """
+    return ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix=f"netns-{ns}", initializer=join_netns, initargs=(ns,)
+    )
 
 
 class Network:

@@ -1,0 +1,890 @@
+"""The agents in a real Pacemaker cluster with real Keystone and RabbitMQ, and the failures
+they must handle: the setup and the measured scenarios that tests/cluster/test_api_cluster.py
+(which asserts) and tools/demo (which narrates) share.
+
+Exports: ServiceResource, SERVICES, Deployment, Poller, Timings and the scenario results.
+
+Layout (names and addresses from harness.py)::
+
+    cocf-svc     10.213.0.100  RabbitMQ and Keystone (tests/stack/openstack.py); cinder.conf
+                               and the sqlite database live under /var/tmp/cinder-ocf/cluster-*,
+                               which every node sees
+    node1/node2  10.213.0.1/2  Pacemaker + Corosync; the agents, installed into
+                               /usr/lib/ocf/resource.d/openstack, run cinder-api there
+                               (listening on 0.0.0.0 in the node's own network namespace)
+    cocf-client  10.213.0.200  the cloud's users, calling the VIP 10.213.0.50
+
+A service added later (cinder-scheduler, cinder-volume, cinder-backup) is one more
+ServiceResource in SERVICES once its agent exists: creation, start-up waits, fail counts
+and operation histories all go through that list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from tests.stack.install import (
+    DEFAULT_VENV,
+    ensure_debian_packages,
+    ensure_service_user,
+    ensure_stack_venv,
+    stack_venv_path,
+)
+from tests.stack.openstack import CINDER_API_PORT, OpenStack
+
+from .harness import (
+    CLIENT_NS,
+    NODE_ENV,
+    NS_PREFIX,
+    SVC_IP,
+    SVC_NS,
+    VIP,
+    Cluster,
+    HarnessError,
+    Network,
+    cleanup_stale,
+    netns_executor,
+    netns_list,
+    node_ip,
+    pid_alive,
+    wait_for,
+)
+
+log = logging.getLogger(__name__)
+
+RUN_BASE = Path("/var/tmp/cinder-ocf")  # every node sees the host's /var/tmp
+PROVIDER_DIR = Path("/usr/lib/ocf/resource.d/openstack")
+HA_RSCTMP = "/run/resource-agents"  # on each node's own /run tmpfs
+CLIENT_SCRIPT = Path(__file__).resolve().with_name("client.py")
+VIP_RESOURCE = "vip"
+# What each node has of its own (harness.py mounts them per node): nothing the nodes run may
+# live there, e.g. a stack venv in /tmp is invisible to them.
+NODE_PRIVATE = ("/tmp", "/run", "/dev/shm", "/etc/corosync", "/var/lib/corosync", "/var/lib/pacemaker",
+                "/var/log/corosync", "/var/log/pacemaker")  # fmt: skip
+API_OK = ("200", "300")  # GET / of cinder-api answers 300 Multiple Choices (the versions)
+
+Say = Callable[[str], None]
+
+
+# ----------------------------------------------------------------------------- resources
+
+
+@dataclass(frozen=True)
+class ServiceResource:
+    """One cinder service as a Pacemaker resource, created the way the OpenStack HA guide does."""
+
+    agent: str  # OCF type under ocf:openstack, and the primitive's id: "cinder-api"
+    clone: bool = True  # active/active on every node (API, scheduler) or one instance (volume)
+    monitor_interval_s: int = 5
+    monitor_timeout_s: int = 30
+    params: Tuple[str, ...] = ()  # more name=value parameters (never a password: pcs shows them)
+    binary: str = ""  # the daemon in the stack venv's bin/, when not named like the agent
+
+    @property
+    def id(self) -> str:
+        """What crm_mon, constraints and waits name: the clone, or the primitive."""
+        return f"{self.agent}-clone" if self.clone else self.agent
+
+    def pcs_create(self, stack: OpenStack) -> List[str]:
+        binary = stack.cinder_bin(self.binary or self.agent)
+        argv = [
+            "pcs", "resource", "create", self.agent, f"ocf:openstack:{self.agent}",
+            f"config={stack.cinder_conf}", f"binary={binary}", *self.params,
+            "op", "monitor", f"interval={self.monitor_interval_s}s", f"timeout={self.monitor_timeout_s}s",
+        ]  # fmt: skip
+        if self.clone:
+            argv += ["clone", "interleave=true"]  # pcs 0.11: not the guide's --clone
+        return argv
+
+
+API = ServiceResource("cinder-api")
+# Everything the deployment runs; the VIP follows API.
+SERVICES: Tuple[ServiceResource, ...] = (API,)
+
+
+# ----------------------------------------------------------------------------- timings
+
+
+@dataclass
+class Timing:
+    seconds: float
+    what: str
+
+
+class Timings:
+    """Measured durations, by key, with a sentence saying what was measured."""
+
+    def __init__(self) -> None:
+        self.entries: Dict[str, Timing] = {}
+
+    def record(self, key: str, seconds: float, what: str) -> float:
+        self.entries[key] = Timing(round(seconds, 3), what)
+        return seconds
+
+    def table(self) -> str:
+        width = max((len(t.what) for t in self.entries.values()), default=10)
+        lines = [f"  {'what':<{width}}  seconds", f"  {'-' * width}  -------"]
+        lines += [f"  {t.what:<{width}}  {t.seconds:7.2f}" for t in self.entries.values()]
+        return "\n".join(lines)
+
+    def write_json(self, path: Path, **extra: object) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": {"cpus": os.cpu_count(), **_versions()},
+            **extra,
+            "results": {k: {"seconds": t.seconds, "what": t.what} for k, t in self.entries.items()},
+        }
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(path)
+
+
+def _versions() -> Dict[str, str]:
+    versions = {}
+    for package in ("pacemaker", "corosync", "pcs", "resource-agents"):
+        out = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, check=False
+        )
+        versions[package] = out.stdout.strip()
+    return versions
+
+
+# ----------------------------------------------------------------------------- the client
+
+
+@dataclass(frozen=True)
+class Sample:
+    sent: float  # time.monotonic() of this machine
+    done: float
+    result: str  # HTTP status, or error:<why>
+
+    @property
+    def ok(self) -> bool:
+        return self.result in API_OK
+
+
+@dataclass(frozen=True)
+class Gap:
+    """What a polling client saw in a window of time."""
+
+    seconds: float  # the longest time in which no request got an answer: the unreachable window
+    slowest: float  # the longest any one request waited (a SYN lost to a moving VIP costs 1 s)
+    failed: int  # requests that got no answer, or an error status
+    answered: int
+
+
+class Poller:
+    """tests/cluster/client.py in a namespace of the test network, calling one URL every
+    `interval` seconds until stopped; the samples arrive while it runs."""
+
+    def __init__(self, url: str, *, ns: str = CLIENT_NS, interval: float = 0.1, timeout: float = 2.0) -> None:
+        self.url = url
+        self.ns = ns
+        self.interval = interval
+        self.timeout = timeout
+        self.samples: List[Sample] = []
+        self._lock = threading.Lock()
+        self._proc: Optional[subprocess.Popen[str]] = None
+        self._reader: Optional[threading.Thread] = None
+
+    def start(self) -> Poller:
+        self._proc = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.ns,
+                sys.executable,
+                str(CLIENT_SCRIPT),
+                self.url,
+                "--interval",
+                str(self.interval),
+                "--timeout",
+                str(self.timeout),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=NODE_ENV,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        return self
+
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            parts = line.split()
+            if len(parts) == 3:
+                with self._lock:
+                    self.samples.append(Sample(float(parts[0]), float(parts[1]), parts[2]))
+
+    def stop(self) -> None:
+        """Close its stdin: it finishes the requests in flight and exits."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+        try:
+            proc.wait(self.timeout + 5)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # our own child, by its Popen
+            proc.wait(10)
+        if self._reader is not None:
+            self._reader.join(5)
+
+    def __enter__(self) -> Poller:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def snapshot(self) -> List[Sample]:
+        with self._lock:
+            return sorted(self.samples, key=lambda s: s.done)
+
+    def first_failure(self, after: float) -> Optional[Sample]:
+        return next((s for s in self.snapshot() if s.sent >= after and not s.ok), None)
+
+    def first_answer(self, after: float) -> Optional[Sample]:
+        """The first successful answer to a request sent at or after `after`."""
+        return next((s for s in self.snapshot() if s.sent >= after and s.ok), None)
+
+    def wait_answers(self, after: float, count: int = 5, timeout: float = 60.0) -> Sample:
+        """Wait for `count` successful answers to requests sent after `after`; the first."""
+
+        def answered() -> Optional[Sample]:
+            oks = [s for s in self.snapshot() if s.sent >= after and s.ok]
+            return oks[0] if len(oks) >= count else None
+
+        return wait_for(answered, timeout, f"{count} answers from {self.url}", interval=0.05)
+
+    def longest_gap(self, start: float, end: float) -> Gap:
+        """Between the answers completed in [start, end]: the longest time without one, the
+        slowest request, how many failed."""
+        window = [s for s in self.snapshot() if start <= s.done <= end]
+        oks = [s.done for s in window if s.ok]
+        gaps = [b - a for a, b in zip(oks, oks[1:])]
+        slowest = max((s.done - s.sent for s in window), default=0.0)
+        return Gap(max(gaps, default=0.0), slowest, sum(1 for s in window if not s.ok), len(oks))
+
+
+def client_get(url: str, ns: str = CLIENT_NS, timeout: float = 5.0) -> str:
+    """One GET from a namespace of the test network: the HTTP status, or error:<why>."""
+    out = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            sys.executable,
+            str(CLIENT_SCRIPT),
+            url,
+            "--count",
+            "1",
+            "--timeout",
+            str(timeout),
+        ],
+        capture_output=True,
+        text=True,
+        env=NODE_ENV,
+        timeout=timeout + 30,
+        check=True,
+    ).stdout.split()
+    return out[2] if len(out) == 3 else f"error:no answer ({out})"
+
+
+def api_url(host: str) -> str:
+    return f"http://{host}:{CINDER_API_PORT}/"
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass
+class KillResult:
+    node: str
+    pids: List[int]  # as the node sees them
+    detected_s: float  # kill -> the monitor's failure recorded (fail count 1)
+    recovered_s: float  # kill -> the node's API answers again
+    running_s: float  # kill -> crm_mon shows the clone on all nodes again
+    fail_count: int
+    vip_gap: Gap  # what a client of the VIP saw meanwhile
+
+
+@dataclass
+class StandbyResult:
+    from_node: str
+    to_node: str
+    moved_s: float  # standby -> crm_mon shows the VIP on the other node
+    gap: Gap  # what a client of the VIP saw
+    rejoined_s: float  # unstandby -> the clone runs on both nodes again
+    vip_after_unstandby: List[str]
+
+
+@dataclass
+class OutageResult:
+    seconds: float  # Keystone stopped this long
+    tokens_deleted: Dict[str, List[str]]
+    fail_counts_before: Dict[Tuple[str, str], int]
+    fail_counts_after: Dict[Tuple[str, str], int]
+    operations_before: Dict[Tuple[str, str], str]
+    operations_after: Dict[Tuple[str, str], str]
+    warnings: Dict[str, List[str]]  # node -> the agent's log lines about Keystone
+    api_status: Dict[str, str]  # node -> GET / status during the outage
+    token_renewed_s: float  # Keystone back -> every node cached a new token
+
+
+@dataclass
+class DownResult:
+    seconds: float
+    leftovers: List[str] = field(default_factory=list)  # "pid args" of our cinder processes
+
+
+# ----------------------------------------------------------------------------- deployment
+
+
+def _quiet(message: str) -> None:
+    log.info("%s", message)
+
+
+class Deployment:
+    """Network, services in cocf-svc, a 2-node cluster, the agents, and the resources.
+
+    up() builds it all (tearing down what it built if a step fails); down() takes it all
+    away and raises HarnessError if something was left.  `say` receives one plain
+    sentence per step, for a person watching.
+    """
+
+    def __init__(
+        self,
+        stack_venv: Path,
+        *,
+        agent_python: str = sys.executable,
+        services: Sequence[ServiceResource] = SERVICES,
+        say: Say = _quiet,
+        keep: bool = False,
+        state_dir: Optional[str] = None,
+    ) -> None:
+        self.stack_venv = Path(stack_venv)
+        self.agent_python = agent_python
+        self.services = tuple(services)
+        self.say = say
+        self.keep = keep
+        self.state_dir = state_dir
+        self.timings = Timings()
+        self.network: Optional[Network] = None
+        self.stack: Optional[OpenStack] = None
+        self.cluster: Optional[Cluster] = None
+        self._svc: Optional[ThreadPoolExecutor] = None  # a thread in cocf-svc (netns_executor)
+        self._stack_root: Optional[Path] = None
+        self._cluster_root: Optional[Path] = None
+        self._installed: Dict[Path, Optional[bytes]] = {}  # agent file -> what it replaced
+        self._created_provider_dir = False
+        self._stack_future: Optional[Future[None]] = None
+        self._stack_started = 0.0
+
+    # --------------------------------------------------------------------- up / down
+
+    def up(self) -> Deployment:
+        start = time.monotonic()
+        _check_visible_from_nodes("the stack venv", str(self.stack_venv))
+        _check_visible_from_nodes("the agents' interpreter", self.agent_python)
+        try:
+            self._free_namespaces()
+            ensure_debian_packages("rabbitmq-server")
+            ensure_service_user("cinder")
+            self.network = Network().up()
+            self._start_stack()
+            self._boot_cluster()
+            self._wait_stack()
+            self._install_agents()
+            self._configure()
+        except BaseException:
+            self.say("Setup did not complete: tearing down what was built.")
+            try:
+                self.down()
+            except Exception as err:  # the setup's own error matters more; down() again retries
+                log.error("teardown after a failed setup: %s", err)
+            raise
+        took = time.monotonic() - start
+        self.timings.record("setup_s", took, "setup: services, cluster, agents, resources")
+        return self
+
+    def down(self) -> None:
+        """Everything away, also after a partial up(); HarnessError lists what was left.
+
+        What could not be taken away stays referenced, so that calling down() again retries it.
+        """
+        problems: List[str] = []
+        if self._stack_future is not None:
+            # setup ended while the services were starting: stopping them now would race
+            # their start, so let that finish first
+            with contextlib.suppress(Exception):
+                self._stack_future.result(timeout=300)
+            self._stack_future = None
+        if self.cluster is not None:
+            try:
+                self.stop_cluster()
+            except Exception as err:
+                problems.append(f"cluster: {err}")
+        if self.stack is not None:
+            self.say("Stopping Keystone and RabbitMQ.")
+            try:
+                self.stack.close()
+                self.stack = None
+            except Exception as err:
+                problems.append(f"services: {err}")
+        if self._svc is not None and self.stack is None:
+            self._svc.shutdown()
+            self._svc = None
+        problems += self._uninstall_agents()
+        if self.network is not None:
+            left = self.network.down()
+            problems += left
+            if not left:
+                self.network = None
+        for attr in ("_stack_root", "_cluster_root"):
+            root = getattr(self, attr)
+            if root is None or not root.exists():
+                continue
+            if self.keep or problems:  # what explains the problems, or what was asked for
+                self.say(f"Kept {root} (logs and state).")
+            else:
+                shutil.rmtree(root, ignore_errors=True)
+            if not problems:
+                setattr(self, attr, None)
+        if problems:
+            raise HarnessError("teardown left things behind:\n" + "\n".join(problems))
+
+    def __enter__(self) -> Deployment:
+        return self.up()
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    def _free_namespaces(self) -> None:
+        ours = [ns for ns in netns_list() if ns.startswith(NS_PREFIX)]
+        if not ours:
+            return
+        busy = cleanup_stale(shared=True)  # deletes only namespaces without processes
+        if busy:
+            raise HarnessError(
+                f"namespaces {busy} are in use (another cluster test or demo runs?): wait for it, "
+                "or end a killed run's leftovers with `python -m tests.cluster.harness cleanup`"
+            )
+
+    def _start_stack(self) -> None:
+        RUN_BASE.mkdir(parents=True, exist_ok=True)
+        RUN_BASE.chmod(0o755)
+        self._stack_root = Path(tempfile.mkdtemp(prefix="cluster-", dir=RUN_BASE))
+        self._stack_root.chmod(0o755)
+        self.stack = OpenStack(root=self._stack_root, venv=self.stack_venv, host=SVC_IP, netns=SVC_NS)
+        # One cinder.conf for both nodes: the API listens on every address of its node, and
+        # reaches Keystone and RabbitMQ at 10.213.0.100.
+        self.stack.write_cinder_conf(osapi_volume_listen="0.0.0.0")
+        self.say(
+            f"Starting RabbitMQ and Keystone in the services' namespace ({SVC_IP}), and writing "
+            f"the cinder.conf both nodes share: {self.stack.cinder_conf}"
+        )
+        self._svc = netns_executor(SVC_NS)
+        self._stack_started = time.monotonic()
+        self._stack_future = self._svc.submit(self.stack.start)
+
+    def _boot_cluster(self) -> None:
+        self._cluster_root = Path(tempfile.mkdtemp(prefix="cocf-cluster2-", dir=self.state_dir))
+        self.say("Meanwhile booting two cluster nodes, node1 and node2: Corosync + Pacemaker.")
+        self.cluster = Cluster(self._cluster_root, nodes=2, network=self.network, keep_state=self.keep).up()
+        self.timings.record("cluster_up_s", self.cluster.timings["up"], "two nodes online with a DC")
+        nodes = ", ".join(f"{n} ({node_ip(n)})" for n in self.cluster.nodes)
+        self.say(f"Cluster formed in {self.cluster.timings['up']:.1f} s: {nodes} online.")
+
+    def _wait_stack(self) -> None:
+        assert self._stack_future is not None
+        self._stack_future.result()  # kept until done: down() must not race the start
+        self._stack_future = None
+        took = time.monotonic() - self._stack_started
+        self.timings.record("services_up_s", took, "RabbitMQ + Keystone up, cinder db synced")
+        self.say(f"Keystone and RabbitMQ answer at {SVC_IP} ({took:.1f} s since their start).")
+
+    def _install_agents(self) -> None:
+        from cinder_ocf.agents import AGENTS  # noqa: PLC0415
+        from cinder_ocf.cli import install_agents  # noqa: PLC0415
+
+        self._created_provider_dir = not PROVIDER_DIR.exists()
+        for name in AGENTS:
+            path = PROVIDER_DIR / name
+            self._installed[path] = path.read_bytes() if path.exists() else None
+        written = install_agents(str(PROVIDER_DIR), self.agent_python)
+        missing = [s.agent for s in self.services if str(PROVIDER_DIR / s.agent) not in written]
+        if missing:
+            raise HarnessError(f"no agent for {missing} in this cinder_ocf")
+        self.say(f"Installed the agents: {', '.join(written)} (run by {self.agent_python}).")
+
+    def _uninstall_agents(self) -> List[str]:
+        problems = []
+        for path, before in self._installed.items():
+            try:
+                if before is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    path.write_bytes(before)
+            except OSError as err:
+                problems.append(f"agent {path}: {err}")
+        self._installed = {}
+        if self._created_provider_dir:
+            with contextlib.suppress(OSError):  # not empty: someone else's files
+                PROVIDER_DIR.rmdir()
+            self._created_provider_dir = False
+        return problems
+
+    def _configure(self) -> None:
+        assert self.stack is not None
+        start = time.monotonic()
+        for svc in self.services:
+            self.say("$ " + " ".join(svc.pcs_create(self.stack)))
+            self.pcs(*svc.pcs_create(self.stack)[1:])
+        # The VIP starts once its constraints exist: created disabled, then enabled.
+        vip = [
+            "resource", "create", VIP_RESOURCE, "ocf:heartbeat:IPaddr2", f"ip={VIP}", "cidr_netmask=24",
+            "op", "monitor", "interval=5s",
+        ]  # fmt: skip
+        for argv in (
+            [*vip, "--disabled"],
+            ["constraint", "colocation", "add", VIP_RESOURCE, "with", API.id],
+            ["constraint", "order", "start", API.id, "then", VIP_RESOURCE],
+            ["resource", "enable", VIP_RESOURCE],
+        ):
+            self.say("$ pcs " + " ".join(argv))
+            self.pcs(*argv)
+        self.wait_started(timeout=180)
+        took = self.timings.record(
+            "resources_started_s", time.monotonic() - start, "pcs resource create -> everything Started"
+        )
+        self.say(f"Every resource is Started ({took:.1f} s after the first pcs command).")
+
+    # --------------------------------------------------------------------- cluster helpers
+
+    @property
+    def c(self) -> Cluster:
+        if self.cluster is None:
+            raise HarnessError("the cluster is not up")
+        return self.cluster
+
+    def pcs(self, *argv: str, via: Optional[str] = None) -> str:
+        node = via or self.c.running_nodes[0]
+        return self.c.on(node, "pcs", *argv, timeout=120).stdout
+
+    def crm_mon(self, via: Optional[str] = None) -> str:
+        node = via or self.c.running_nodes[0]
+        return self.c.on(node, "crm_mon", "-1", "--include=failcounts").stdout
+
+    def wait_started(self, timeout: float = 120.0) -> float:
+        """Every service active on every node (one node for non-clones), the VIP on one."""
+        start = time.monotonic()
+        try:
+            for svc in self.services:
+                self.c.wait_resource(svc.id, self.c.nodes if svc.clone else None, timeout=timeout)
+            self.c.wait_resource(VIP_RESOURCE, timeout=timeout)
+        except HarnessError as err:
+            raise HarnessError(f"{err}\n{self.crm_mon()}") from err  # with the exit reasons
+        self.c.settle(timeout)
+        return time.monotonic() - start
+
+    def vip_node(self) -> str:
+        (node,) = self.c.resource_nodes(VIP_RESOURCE)
+        return node
+
+    def other_node(self, node: str) -> str:
+        (other,) = [n for n in self.c.nodes if n != node]
+        return other
+
+    def fail_counts(self) -> Dict[Tuple[str, str], int]:
+        return {(s.agent, n): self.c.fail_count(s.agent, n) for s in self.services for n in self.c.nodes}
+
+    def last_operations(self) -> Dict[Tuple[str, str], str]:
+        """(resource, node) -> the last start/stop/probe Pacemaker recorded, with its call id.
+
+        A restart replaces it (a new start, a new call id); monitors do not touch it.
+        """
+        ids = {s.agent for s in self.services} | {VIP_RESOURCE}
+        xml = self.c.on(self.c.running_nodes[0], "cibadmin", "--query", "--scope", "status").stdout
+        status = ET.fromstring(xml)
+        found = {}
+        for node_state in status.iter("node_state"):
+            for rsc in node_state.iter("lrm_resource"):
+                if rsc.get("id") not in ids:
+                    continue
+                for op in rsc.iter("lrm_rsc_op"):
+                    if op.get("id", "").endswith("_last_0"):
+                        key = (rsc.get("id", ""), node_state.get("uname", ""))
+                        found[key] = f"{op.get('operation')} call {op.get('call-id')} rc {op.get('rc-code')}"
+        return found
+
+    def pid_file(self, node: str, agent: str = API.agent) -> str:
+        """The pid file the agent wrote on node: <instance>.pid, cinder-api or cinder-api:N."""
+        names = self.c.on(node, "ls", HA_RSCTMP).stdout.split()
+        pattern = re.compile(rf"{re.escape(agent)}(:\d+)?\.pid")
+        found = [n for n in names if pattern.fullmatch(n)]
+        if len(found) != 1:
+            raise HarnessError(f"pid files of {agent} on {node}: {found} (in {names})")
+        return f"{HA_RSCTMP}/{found[0]}"
+
+    def daemon_pids(self, node: str, agent: str = API.agent) -> List[int]:
+        """The daemon's processes as node sees them: the recorded leader and its session."""
+        leader = int(self.c.on(node, "cat", self.pid_file(node, agent)).stdout.split()[0])
+        rows = self.c.on(node, "ps", "-e", "-o", "pid=,sid=,stat=").stdout.splitlines()
+        return [int(p) for p, sid, st in (r.split() for r in rows) if int(sid) == leader and st[0] != "Z"]
+
+    def agent_log(self, node: str) -> Path:
+        """Where the agents' messages go on node: Pacemaker's log (HA_LOGFILE)."""
+        return self.c.node_dir(node) / "log-pacemaker" / "pacemaker.log"
+
+    def our_processes(self) -> List[str]:
+        """Processes anywhere on this machine (nodes included) started with our cinder.conf,
+        as "pid argv": cinder daemons of this deployment only, not a colleague's."""
+        if self.stack is None:
+            return []
+        conf = os.fsencode(self.stack.cinder_conf)
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue  # gone meanwhile
+            if conf in argv and pid_alive(int(entry)):
+                found.append(f"{entry} {b' '.join(argv).decode(errors='replace').strip()}")
+        return found
+
+    # --------------------------------------------------------------------- scenarios
+
+    def check_answers(self) -> Dict[str, str]:
+        """GET / from the client namespace through the VIP and on each node's address."""
+        targets = {"VIP": VIP, **{n: node_ip(n) for n in self.c.nodes}}
+        answers = {}
+        for name, ip in targets.items():
+            answers[name] = client_get(api_url(ip))
+            self.say(f"GET {api_url(ip)} from {CLIENT_NS} ({name}): {answers[name]}")
+        return answers
+
+    def kill_and_recover(self, node: str, agent: str = API.agent) -> KillResult:
+        """SIGKILL of the daemon's processes on node; the monitor notices, Pacemaker restarts it."""
+        svc = next(s for s in self.services if s.agent == agent)
+        url = api_url(node_ip(node))
+        with Poller(url) as direct, Poller(api_url(VIP)) as through_vip:
+            direct.wait_answers(0, count=3)
+            through_vip.wait_answers(0, count=3)
+            pids = self.daemon_pids(node, agent)
+            self.say(f"kill -9 {' '.join(map(str, pids))}: every {agent} process on {node} dies at once.")
+            t0 = time.monotonic()
+            self.c.on(node, "kill", "-9", *map(str, pids))
+            wait_for(lambda: self.c.fail_count(agent, node) >= 1, 60, f"{agent}'s failure on {node} recorded")
+            detected = self.timings.record(
+                "kill_detected_s", time.monotonic() - t0, f"SIGKILL -> monitor reports {agent} failed"
+            )
+            self.say(f"+{detected:.1f} s: the monitor (every {svc.monitor_interval_s} s) found it dead.")
+            outage_began = direct.first_failure(t0)
+            answer = direct.wait_answers(outage_began.sent if outage_began else t0, count=1, timeout=120)
+            recovered = self.timings.record(
+                "kill_recovered_s", answer.done - t0, f"SIGKILL -> {agent} answers again on that node"
+            )
+            self.say(f"+{recovered:.1f} s: Pacemaker restarted it on {node}; {url} answers {answer.result}.")
+            self.c.wait_resource(svc.id, self.c.nodes if svc.clone else None, timeout=120)
+            running = time.monotonic() - t0
+            through_vip.wait_answers(time.monotonic(), count=3)
+            vip_gap = through_vip.longest_gap(t0, time.monotonic())
+        self.c.settle()
+        fail_count = self.c.fail_count(agent, node)
+        self.timings.record(
+            "kill_vip_unreachable_s", vip_gap.seconds, "meanwhile, longest time the VIP answered no one"
+        )
+        self.say(
+            f"Meanwhile the VIP's clients were never without an answer for more than "
+            f"{vip_gap.seconds:.2f} s (slowest request {vip_gap.slowest:.2f} s, {vip_gap.failed} failed)."
+        )
+        return KillResult(node, pids, detected, recovered, running, fail_count, vip_gap)
+
+    def cleanup(self, agent: str = API.agent) -> None:
+        """Forget the failures (pcs resource cleanup), as an operator does once it is understood."""
+        self.say(f"$ pcs resource cleanup {agent}")
+        self.pcs("resource", "cleanup", agent)
+        self.c.settle()
+
+    def standby_move(self) -> StandbyResult:
+        """Standby of the VIP's node: the VIP moves while a client keeps calling it."""
+        source = self.vip_node()
+        target = self.other_node(source)
+        with Poller(api_url(VIP)) as client:
+            client.wait_answers(0, count=5)
+            self.say(f"A client in {CLIENT_NS} calls GET {api_url(VIP)} every 0.1 s.")
+            self.say(f"$ pcs node standby {source}   (the VIP is on {source})")
+            t0 = time.monotonic()
+            self.pcs("node", "standby", source, via=target)
+            self.c.wait_resource(VIP_RESOURCE, [target], timeout=120, via=target)
+            moved = self.timings.record(
+                "standby_vip_moved_s", time.monotonic() - t0, "pcs node standby -> VIP on the other node"
+            )
+            self.say(f"+{moved:.1f} s: crm_mon shows the VIP on {target}.")
+            client.wait_answers(time.monotonic(), count=10)
+            gap = client.longest_gap(t0, time.monotonic())
+        self.timings.record("standby_vip_unreachable_s", gap.seconds, "VIP answered no request (window)")
+        self.timings.record("standby_slowest_request_s", gap.slowest, "slowest request through the VIP")
+        self.say(
+            f"The VIP answered no request for at most {gap.seconds:.2f} s; the slowest request took "
+            f"{gap.slowest:.2f} s ({gap.failed} of the client's requests failed, {gap.answered} answered)."
+        )
+        self.c.wait_resource(API.id, [target], timeout=120)
+        self.say(f"$ pcs node unstandby {source}")
+        t1 = time.monotonic()
+        self.pcs("node", "unstandby", source, via=target)
+        self.c.wait_resource(API.id, self.c.nodes, timeout=120)
+        self.c.settle()
+        rejoined = self.timings.record(
+            "unstandby_rejoined_s", time.monotonic() - t1, f"pcs node unstandby -> {API.agent} on both nodes"
+        )
+        vip_after = self.c.resource_nodes(VIP_RESOURCE)
+        self.say(
+            f"+{rejoined:.1f} s: {source} runs {API.agent} again; the VIP stays on {', '.join(vip_after)} "
+            f"(resource stickiness)."
+        )
+        return StandbyResult(source, target, moved, gap, rejoined, vip_after)
+
+    def keystone_outage(self, seconds: Optional[float] = None) -> OutageResult:
+        """Keystone down for two monitor intervals: cinder-api must be left alone."""
+        assert self.stack is not None and self._svc is not None
+        seconds = seconds if seconds is not None else 2 * API.monitor_interval_s + 2
+        # Every monitor must have been through Keystone once (a token cached) before it goes:
+        # a resource restarted just before (unstandby) may not have one yet.
+        wait_for(self._tokens_cached, 3 * API.monitor_interval_s + 10, "a cached token on every node")
+        fails_before = self.fail_counts()
+        ops_before = self.last_operations()
+        log_offsets = {n: _size(self.agent_log(n)) for n in self.c.nodes}
+        self.say("Stopping Keystone.")
+        self.stack.stop_keystone()
+        t0 = time.monotonic()
+        # Without a cached token the next monitor must ask Keystone: the outage's real path.
+        deleted = {}
+        for node in self.c.nodes:
+            out = self.c.on(node, "find", HA_RSCTMP, "-name", "*.token", "-print", "-delete").stdout
+            deleted[node] = out.split()
+        self.say(f"Deleted the monitors' cached tokens ({sum(map(len, deleted.values()))} files).")
+        api_status = {n: client_get(api_url(node_ip(n))) for n in self.c.nodes}
+        self.say(f"Waiting {seconds:g} s: {seconds / API.monitor_interval_s:.1f} monitor intervals.")
+        time.sleep(max(0.0, seconds - (time.monotonic() - t0)))
+        warnings = {n: _keystone_lines(self.agent_log(n), log_offsets[n]) for n in self.c.nodes}
+        fails_after = self.fail_counts()
+        ops_after = self.last_operations()
+        self.say("Starting Keystone again.")
+        self._svc.submit(self.stack.start_keystone).result()
+        outage = self.timings.record("keystone_outage_s", time.monotonic() - t0, "Keystone stopped")
+        t1 = time.monotonic()
+
+        wait_for(self._tokens_cached, 4 * API.monitor_interval_s + 10, "every monitor to cache a new token")
+        token_renewed = self.timings.record(
+            "keystone_token_renewed_s", time.monotonic() - t1, "Keystone back -> every monitor has a token"
+        )
+        for node, lines in warnings.items():
+            self.say(f"{node}'s log: {lines[-1] if lines else '(no warning about Keystone)'}")
+        return OutageResult(
+            seconds=outage,
+            tokens_deleted=deleted,
+            fail_counts_before=fails_before,
+            fail_counts_after=fails_after,
+            operations_before=ops_before,
+            operations_after=ops_after,
+            warnings=warnings,
+            api_status=api_status,
+            token_renewed_s=token_renewed,
+        )
+
+    def _tokens_cached(self) -> bool:
+        return all(self.c.on(n, "find", HA_RSCTMP, "-name", "*.token").stdout.strip() for n in self.c.nodes)
+
+    def stop_cluster(self) -> DownResult:
+        """Stop Pacemaker and Corosync on every node (they stop the resources first)."""
+        if self.cluster is None:
+            return DownResult(0.0, self.our_processes())
+        cluster, self.cluster = self.cluster, None
+        self.say("Stopping the cluster: Pacemaker stops every resource, then itself and Corosync.")
+        start = time.monotonic()
+        try:
+            cluster.down(keep_state=self.keep)
+        finally:
+            took = self.timings.record("cluster_down_s", time.monotonic() - start, "cluster stopped")
+        leftovers = self.our_processes()
+        left = "none" if not leftovers else "; ".join(leftovers)
+        self.say(f"Cluster down in {took:.1f} s. cinder processes left: {left}.")
+        return DownResult(took, leftovers)
+
+
+def stack_venv_for_nodes(say: Say = _quiet) -> Path:
+    """The OpenStack venv (built if needed) at a path the nodes see.
+
+    $CINDER_OCF_STACK_VENV is used unless the nodes cannot see it (a developer's venv in
+    /tmp: each node has its own /tmp); then the default venv is, with a notice.
+    """
+    venv = stack_venv_path()
+    if _node_private(str(venv)):
+        say(
+            f"The stack venv {venv} is under {_node_private(str(venv))}, which each cluster node has "
+            f"its own of: using {DEFAULT_VENV} instead (built if missing)."
+        )
+        return ensure_stack_venv(DEFAULT_VENV)
+    return ensure_stack_venv()
+
+
+def _node_private(path: str) -> Optional[str]:
+    """The node-private directory path is under, if any."""
+    absolute = Path(os.path.abspath(path))  # not resolve(): a venv's python is a symlink
+    for private in map(Path, NODE_PRIVATE):
+        if absolute == private or private in absolute.parents:
+            return str(private)
+    return None
+
+
+def _check_visible_from_nodes(what: str, path: str) -> None:
+    private = _node_private(path)
+    if private:
+        raise HarnessError(
+            f"{what} {path} is under {private}, which every cluster node has its own of: "
+            f"the nodes cannot run it. Use a path they share, e.g. under /var/tmp."
+        )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _keystone_lines(path: Path, offset: int) -> List[str]:
+    """Warnings about Keystone written to a log after offset."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if "Keystone" in line and "WARN" in line.upper()]

@@ -1,0 +1,149 @@
+"""ocf:openstack:cinder-api in a real two-node Pacemaker cluster, with real Keystone and RabbitMQ.
+
+cinder-api runs as a clone on both nodes behind an IPaddr2 VIP, configured with pcs as the
+OpenStack HA guide does; the monitor's credentials come from cinder.conf, so no password is
+on any command line or in the CIB.  The scenarios run in order on one deployment (see
+scenario.py): everything started; a SIGKILLed cinder-api restarted where it ran; standby of
+the VIP's node while a client keeps calling; a Keystone outage that must restart nothing;
+the cluster stopped with nothing left.  Every duration is printed and written to
+benchmarks/cluster-results.json.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from .conftest import _check_nothing_left, _ours
+from .harness import VIP, netns_list
+from .scenario import API, VIP_RESOURCE, Deployment, stack_venv_for_nodes
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "cluster-results.json"
+
+# Bounds that fail the test only when something is really wrong, not when the machine is slow.
+DETECT_BOUND_S = 3 * API.monitor_interval_s + 5  # a failed monitor, seen within ~one interval
+RECOVER_BOUND_S = 90.0  # + stop and start of cinder-api on 2 cores
+MOVE_BOUND_S = 60.0
+
+
+def _report(what: str, seconds: float) -> None:
+    print(f"\n[timing] {what}: {seconds:.2f}s")
+
+
+@pytest.fixture(scope="module")
+def deployment(cluster_host: None) -> Iterator[Deployment]:
+    def say(line: str) -> None:
+        print(f"\n[cluster] {line}")
+
+    before = _ours(netns_list())
+    dep = Deployment(
+        stack_venv_for_nodes(say),
+        say=say,
+        keep=os.environ.get("COCF_CLUSTER_KEEP", "") not in ("", "0"),
+        state_dir=os.environ.get("COCF_CLUSTER_STATE_DIR") or None,
+    )
+    dep.up()
+    try:
+        yield dep
+    finally:
+        try:
+            dep.down()
+        finally:
+            dep.timings.write_json(RESULTS, scenario="tests/cluster/test_api_cluster.py")
+            print(f"\n[cluster] times written to {RESULTS}:\n{dep.timings.table()}")
+            _check_nothing_left(before)
+
+
+def test_everything_started_and_the_api_answers_everywhere(deployment: Deployment) -> None:
+    cluster = deployment.c
+    print("\n" + deployment.crm_mon())
+    assert cluster.resource_role(API.id) == "Started"
+    assert cluster.resource_nodes(API.id) == ["node1", "node2"]
+    assert cluster.resource_role(VIP_RESOURCE) == "Started"
+    assert len(cluster.resource_nodes(VIP_RESOURCE)) == 1
+    answers = deployment.check_answers()
+    assert answers == {"VIP": "300", "node1": "300", "node2": "300"}
+    # the VIP is on one node only
+    vip_node = deployment.vip_node()
+    other = deployment.other_node(vip_node)
+    assert f" {VIP}/24 " in cluster.on(vip_node, "ip", "-o", "-4", "addr", "show").stdout
+    assert f" {VIP}/24 " not in cluster.on(other, "ip", "-o", "-4", "addr", "show").stdout
+    # what the last test looks for once the cluster is down: parent + worker on each node
+    assert len(deployment.our_processes()) >= 4, deployment.our_processes()
+    # no password on the daemon's or Pacemaker's side: the CIB holds only paths
+    cib = cluster.on("node1", "cibadmin", "--query", "--scope", "resources").stdout
+    assert "password" not in cib
+    for what in ("cluster_up_s", "services_up_s", "resources_started_s"):
+        _report(deployment.timings.entries[what].what, deployment.timings.entries[what].seconds)
+
+
+def test_sigkill_is_detected_and_restarted_on_the_same_node(deployment: Deployment) -> None:
+    cluster = deployment.c
+    node = deployment.other_node(deployment.vip_node())  # the VIP keeps serving meanwhile
+    pid_file = deployment.pid_file(node)
+    result = deployment.kill_and_recover(node)
+    _report(f"SIGKILL of cinder-api on {node} -> monitor failure recorded", result.detected_s)
+    _report(f"SIGKILL of cinder-api on {node} -> API answers again there", result.recovered_s)
+    _report(f"SIGKILL of cinder-api on {node} -> clone Started on both nodes", result.running_s)
+    _report("meanwhile, longest time the VIP answered no request", result.vip_gap.seconds)
+    _report("meanwhile, slowest request through the VIP", result.vip_gap.slowest)
+
+    assert len(result.pids) >= 2, "cinder-api's parent and its worker"
+    assert result.detected_s < DETECT_BOUND_S
+    assert result.recovered_s < RECOVER_BOUND_S
+    assert result.fail_count == 1
+    assert cluster.fail_count(API.agent, deployment.other_node(node)) == 0
+    assert cluster.resource_nodes(API.id) == ["node1", "node2"]
+    assert deployment.pid_file(node) == pid_file
+    assert set(deployment.daemon_pids(node)).isdisjoint(result.pids), "a new cinder-api"
+    assert deployment.check_answers() == {"VIP": "300", "node1": "300", "node2": "300"}
+    mon = deployment.crm_mon()
+    assert "not running" in mon, "crm_mon shows why it was restarted:\n" + mon
+
+    deployment.cleanup()
+    assert all(count == 0 for count in deployment.fail_counts().values())
+
+
+def test_standby_moves_the_vip_while_a_client_keeps_calling(deployment: Deployment) -> None:
+    cluster = deployment.c
+    result = deployment.standby_move()
+    _report(f"pcs node standby {result.from_node} -> VIP on {result.to_node}", result.moved_s)
+    _report("VIP unreachable window (no request answered)", result.gap.seconds)
+    _report("slowest request through the VIP", result.gap.slowest)
+    _report(f"pcs node unstandby {result.from_node} -> cinder-api on both nodes", result.rejoined_s)
+
+    assert result.to_node != result.from_node
+    assert result.moved_s < MOVE_BOUND_S
+    assert result.gap.seconds < MOVE_BOUND_S
+    assert result.vip_after_unstandby == [result.to_node], "resource stickiness keeps the VIP"
+    assert cluster.resource_nodes(API.id) == ["node1", "node2"]
+    assert all(count == 0 for count in deployment.fail_counts().values())
+    assert deployment.check_answers() == {"VIP": "300", "node1": "300", "node2": "300"}
+
+
+def test_keystone_outage_restarts_nothing_and_the_log_says_why(deployment: Deployment) -> None:
+    result = deployment.keystone_outage()
+    _report("Keystone stopped", result.seconds)
+    _report("Keystone back -> every monitor has a new token", result.token_renewed_s)
+
+    for node, files in result.tokens_deleted.items():
+        assert files, f"{node} had no cached token: the monitor never reached Keystone"
+    assert result.api_status == {"node1": "300", "node2": "300"}
+    assert result.fail_counts_after == result.fail_counts_before
+    assert all(count == 0 for count in result.fail_counts_after.values())
+    assert result.operations_after == result.operations_before, "a resource was started or stopped"
+    for node, lines in result.warnings.items():
+        assert lines, f"no warning about Keystone in {deployment.agent_log(node)}"
+        print(f"\n[{node}] {lines[-1]}")
+    assert deployment.check_answers()["VIP"] == "300"
+
+
+def test_stopping_the_cluster_leaves_no_cinder_process(deployment: Deployment) -> None:
+    result = deployment.stop_cluster()
+    _report("cluster stopped (pacemaker stops cinder-api, then itself, then corosync)", result.seconds)
+    assert result.leftovers == []
+    assert deployment.our_processes() == []
