@@ -41,7 +41,7 @@ class Credentials:
     __slots__ = (
         "application_credential_id", "application_credential_secret", "auth_url", "ca_file",
         "insecure", "password", "project_domain_id", "project_domain_name", "project_id",
-        "project_name", "source", "user_domain_id", "user_domain_name", "username",
+        "project_name", "region_name", "source", "user_domain_id", "user_domain_name", "username",
     )  # fmt: skip
 
     def __init__(
@@ -61,6 +61,7 @@ class Credentials:
         application_credential_secret: Optional[str] = None,
         ca_file: Optional[str] = None,
         insecure: bool = False,
+        region_name: Optional[str] = None,
     ) -> None:
         self.source = source  # shown to operators: where these credentials came from
         self.auth_url = keystone_v3_url(auth_url) if auth_url.strip() else ""
@@ -77,6 +78,7 @@ class Credentials:
         self.application_credential_secret = application_credential_secret or ""
         self.ca_file = ca_file or ""
         self.insecure = bool(insecure)
+        self.region_name = region_name or ""  # picks the catalog's endpoints when set
 
     @property
     def secrets(self) -> List[str]:
@@ -110,12 +112,13 @@ def keystone_v3_url(url: str) -> str:
 
 
 class Token:
-    __slots__ = ("expires_at", "project_id", "value")
+    __slots__ = ("endpoint", "expires_at", "project_id", "value")
 
-    def __init__(self, value: str, project_id: str, expires_at: float) -> None:
+    def __init__(self, value: str, project_id: str, expires_at: float, endpoint: str = "") -> None:
         self.value = value
         self.project_id = project_id
         self.expires_at = expires_at
+        self.endpoint = endpoint  # the catalog's block-storage URL, "" when it has none
 
     def usable(self, now: Optional[float] = None) -> bool:
         return self.expires_at - (now if now is not None else time.time()) > RENEW_MARGIN_S
@@ -132,7 +135,9 @@ def read_cached_token(path: str, inputs: str) -> Optional[Token]:
     except StateFileError:
         return None
     try:
-        token = Token(state["token"], state["project_id"], float(state["expires_at"]))
+        token = Token(
+            state["token"], state["project_id"], float(state["expires_at"]), state.get("endpoint", "")
+        )
     except (KeyError, ValueError):
         return None
     if state.get("inputs") != inputs or not token.value or not token.usable():
@@ -144,7 +149,7 @@ def store_token(path: str, inputs: str, token: Token) -> None:
     write_state(
         path,
         {"inputs": inputs, "project_id": token.project_id, "expires_at": f"{token.expires_at:.0f}",
-         "token": token.value},
+         "endpoint": token.endpoint, "token": token.value},
     )  # fmt: skip
 
 
@@ -156,7 +161,7 @@ def forget_token(path: str) -> None:
 
 
 def fetch_token(creds: Credentials, timeout: float) -> Token:
-    """A new project-scoped token from Keystone v3."""
+    """A new project-scoped token from Keystone v3, with the catalog's block-storage endpoint."""
     from keystoneauth1 import exceptions, session  # noqa: PLC0415 - ~130 ms of imports
     from keystoneauth1.identity import v3  # noqa: PLC0415
 
@@ -200,11 +205,29 @@ def fetch_token(creds: Credentials, timeout: float) -> Token:
     if not access.project_id:
         raise KeystoneError("rejected", "Keystone gave a token without a project scope")
     expires = access.expires.timestamp() if access.expires else time.time() + 3600
-    return Token(access.auth_token, access.project_id, expires)
+    return Token(access.auth_token, access.project_id, expires, _volume_endpoint(access, creds, exceptions))
+
+
+def _volume_endpoint(access: Any, creds: Credentials, exceptions: Any) -> str:
+    """The block-storage v3 endpoint of the token's catalog: internal, else public."""
+    for service_type in ("volumev3", "block-storage"):
+        try:
+            url = access.service_catalog.url_for(
+                service_type=service_type,
+                interface=["internal", "public"],
+                region_name=creds.region_name or None,
+            )
+        except exceptions.CatalogException:
+            continue
+        if url:
+            return str(url).rstrip("/")
+    return ""
 
 
 def _short(err: BaseException) -> str:
-    return " ".join(str(err).split())[:200] or type(err).__name__
+    from cinder_ocf.httpclient import root_cause  # noqa: PLC0415
+
+    return " ".join(root_cause(err).split()) or type(err).__name__
 
 
 def credentials_from_clouds_yaml(cloud: str, paths: Optional[List[str]] = None) -> Credentials:
@@ -239,6 +262,7 @@ def credentials_from_clouds_yaml(cloud: str, paths: Optional[List[str]] = None) 
             application_credential_secret=auth.get("application_credential_secret"),
             ca_file=entry.get("cacert"),
             insecure=verify is False,
+            region_name=entry.get("region_name"),
         )
     raise KeystoneError("rejected", f"no cloud named {cloud!r} in clouds.yaml")
 

@@ -1,10 +1,13 @@
 """Health check results and how a monitor turns them into an answer.
 
-Exports: CheckResult, OK, DEGRADED, FAILED, SKIPPED, Deadline, timed, verdict.
+Exports: CheckResult, OK, DEGRADED, FAILED, PENDING, SKIPPED, Deadline, timed, verdict,
+waiting_for.
 
 A check says FAILED only about the service itself.  A dependency's outage (Keystone, the
 broker) is DEGRADED: the monitor answers 0 and warns, because Pacemaker would restart every
-healthy service in the cluster at once and the restart fixes nothing.
+healthy service in the cluster at once and the restart fixes nothing.  A service still within
+its start grace (not connected, not reported yet) is PENDING: the monitor answers 0, start
+keeps waiting.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ if TYPE_CHECKING:
     from typing import Callable, List, Sequence, Tuple
 
 OK = "ok"
-DEGRADED = "degraded"  # a dependency failed; the service itself looks fine
+DEGRADED = "degraded"  # answer 0 and warn: a dependency failed, or a fault still within its grace
 FAILED = "failed"
+PENDING = "pending"  # the service is still starting: the monitor answers 0, start waits
 SKIPPED = "skipped"
 
 
@@ -67,3 +71,11 @@ def verdict(results: Sequence[CheckResult]) -> Tuple[OcfExit, str, List[str]]:
         if result.status == FAILED:
             return OcfExit.ERR_GENERIC, result.detail, warnings
     return OcfExit.SUCCESS, "", warnings
+
+
+def waiting_for(results: Sequence[CheckResult]) -> str:
+    """What a start still waits for (the first PENDING check's detail), or ""."""
+    for result in results:
+        if result.status == PENDING:
+            return f"{result.name}: {result.detail}"
+    return ""

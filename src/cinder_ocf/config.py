@@ -1,6 +1,7 @@
 """Facts from cinder.conf, read through oslo.config the way cinder itself reads them.
 
-Exports: CinderConfig, AuthSection, load_config, config_sources, ConfigProblem.
+Exports: CinderConfig, AuthSection, load_config, config_sources, watched_paths, readable_by,
+ConfigProblem.
 
 oslo.config does the parsing (sections, interpolation, --config-dir ordering, value checks),
 with options registered here under cinder's names and defaults.  Importing it costs ~80 ms, so
@@ -10,10 +11,17 @@ callers cache what they derive from it (see statefile.fingerprint).
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
+from cinder_ocf.confsources import config_sources, watched_paths
 from cinder_ocf.ocf import OcfExit
+
+__all__ = [
+    "AuthSection", "CinderConfig", "ConfigProblem", "config_sources", "load_config", "readable_by",
+    "watched_paths",
+]  # fmt: skip
 
 
 class ConfigProblem(Exception):
@@ -42,6 +50,7 @@ class AuthSection:
     application_credential_id: str = ""
     application_credential_secret: str = field(default="", repr=False)
     cafile: str = ""
+    region_name: str = ""
     insecure: bool = False
 
 
@@ -52,8 +61,22 @@ class CinderConfig:
     host: str = ""
     backend_host: str = ""
     enabled_backends: Tuple[str, ...] = ()
+    # (backend, [backend] backend_host): what cinder-volume registers as host@backend
+    backend_hosts: Tuple[Tuple[str, str], ...] = ()
     transport_url: str = field(default="", repr=False)
+    rabbit_ssl: bool = False  # [oslo_messaging_rabbit] ssl
     keystone_authtoken: AuthSection = AuthSection()
+
+    @property
+    def service_host(self) -> str:
+        """[DEFAULT] host as cinder reads it: the node's host name when unset."""
+        return self.host or socket.gethostname()
+
+    def volume_service_hosts(self) -> List[str]:
+        """The os-services host of each cinder-volume backend: host@backend, where host is the
+        backend section's backend_host, else [DEFAULT] host (cinder/cmd/volume.py)."""
+        overrides = dict(self.backend_hosts)
+        return [f"{overrides.get(b) or self.service_host}@{b}" for b in self.enabled_backends]
 
     @property
     def api_url(self) -> str:
@@ -66,34 +89,6 @@ class CinderConfig:
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
         return f"http://{host}:{self.osapi_volume_listen_port}"
-
-
-def config_sources(config: str, additional_arguments: Sequence[str]) -> Tuple[List[str], List[str]]:
-    """The config files and directories the daemon will read: the config parameter plus any
-    --config-file / --config-dir in additional_parameters, in order."""
-    files: List[str] = [config]
-    dirs: List[str] = []
-    args = list(additional_arguments)
-    for index, arg in enumerate(args):
-        for option, target in (("--config-file", files), ("--config-dir", dirs)):
-            if arg == option and index + 1 < len(args):
-                target.append(args[index + 1])
-            elif arg.startswith(option + "="):
-                target.append(arg.split("=", 1)[1])
-    return files, dirs
-
-
-def watched_paths(files: Sequence[str], dirs: Sequence[str]) -> List[str]:
-    """Every path whose change may change the configuration, for cache fingerprints."""
-    paths = list(files)
-    for directory in dirs:
-        paths.append(directory)
-        try:
-            names = sorted(os.listdir(directory))
-        except OSError:
-            continue
-        paths += [os.path.join(directory, n) for n in names if n.endswith(".conf")]
-    return paths
 
 
 def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
@@ -113,7 +108,9 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
             cfg.StrOpt("transport_url", default="", secret=True),
         ]
     )
+    conf.register_opt(cfg.BoolOpt("ssl", default=False), group="oslo_messaging_rabbit")
     auth_names = [f.name for f in AuthSection.__dataclass_fields__.values() if f.name != "insecure"]
+    backend_host = cfg.StrOpt("backend_host", default="")
     conf.register_opts(
         [cfg.StrOpt(name, default="", secret="secret" in name or name == "password")
          for name in auth_names] + [cfg.BoolOpt("insecure", default=False)],
@@ -128,13 +125,18 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
         conf(args=args, project="cinder", default_config_files=[], default_config_dirs=[],
              use_env=False)  # fmt: skip
         section = conf.keystone_authtoken
+        backends = tuple(b.strip() for b in conf.enabled_backends or () if b.strip())
+        for backend in backends:
+            conf.register_opt(backend_host, group=backend)
         return CinderConfig(
             osapi_volume_listen=conf.osapi_volume_listen or "0.0.0.0",
             osapi_volume_listen_port=conf.osapi_volume_listen_port,
             host=conf.host or "",
             backend_host=conf.backend_host or "",
-            enabled_backends=tuple(b.strip() for b in conf.enabled_backends or () if b.strip()),
+            enabled_backends=backends,
+            backend_hosts=tuple((b, conf[b].backend_host or "") for b in backends),
             transport_url=conf.transport_url or "",
+            rabbit_ssl=bool(conf.oslo_messaging_rabbit.ssl),
             keystone_authtoken=AuthSection(
                 **{name: getattr(section, name) or "" for name in auth_names},
                 insecure=bool(section.insecure),

@@ -14,13 +14,14 @@ import time
 from typing import TYPE_CHECKING
 
 from cinder_ocf import process
-from cinder_ocf.checks import Deadline, verdict
+from cinder_ocf.checks import PENDING, Deadline, verdict, waiting_for
 from cinder_ocf.metadata import Action, Parameter, parse_params
 from cinder_ocf.ocf import OcfError, OcfExit
+from cinder_ocf.statefile import StateFileError, fingerprint, read_state, write_state
 
 if TYPE_CHECKING:
     from subprocess import Popen
-    from typing import List, Optional
+    from typing import Dict, List, Optional
 
     from cinder_ocf.checks import CheckResult
     from cinder_ocf.config import CinderConfig
@@ -28,7 +29,14 @@ if TYPE_CHECKING:
     from cinder_ocf.ocf import Environment, Logger
 
 
-def daemon_parameters(binary: str) -> List[Parameter]:
+_CHECK_TIMEOUT_DESC = (
+    "How long one health check request may take before the service counts as hung. It is also "
+    "capped by the operation's own timeout, so the agent always answers before Pacemaker would "
+    "kill it."
+)
+
+
+def daemon_parameters(binary: str, check_timeout_desc: str = _CHECK_TIMEOUT_DESC) -> List[Parameter]:
     return [
         Parameter(
             "binary", f"{binary} executable",
@@ -68,10 +76,7 @@ def daemon_parameters(binary: str) -> List[Parameter]:
             f"here are read by the agent too.",
         ),
         Parameter(
-            "check_timeout", "Seconds each health check may take",
-            "How long one health check request may take before the service counts as hung. "
-            "It is also capped by the operation's own timeout, so the agent always answers "
-            "before Pacemaker would kill it.",
+            "check_timeout", "Seconds each health check may take", check_timeout_desc,
             type="integer", default="10", minimum=1, maximum=3600,
         ),
     ]  # fmt: skip
@@ -110,12 +115,22 @@ class ProcessState:
     """What runs of the daemon: the leader we started, orphans of a dead leader, or nothing."""
 
     def __init__(
-        self, recorded: Optional[process.ProcessIdentity], running: bool, members: List[int], note: str
+        self,
+        recorded: Optional[process.ProcessIdentity],
+        running: bool,
+        stats: List[process.ProcStat],
+        note: str,
     ) -> None:
         self.recorded = recorded
         self.running = running  # the leader itself is alive and ours
-        self.members = members  # live processes of its tree (leader included when running)
+        self.stats = stats  # live processes of its tree (leader included when running)
+        self.members = [st.pid for st in stats]
         self.note = note  # why it is not running, for the log
+
+    def children(self) -> List[process.ProcStat]:
+        """The leader's direct children (cinder-volume: one per backend)."""
+        leader = self.recorded.pid if self.recorded is not None else -1
+        return [st for st in self.stats if st.ppid == leader]
 
     @property
     def orphaned(self) -> bool:
@@ -140,6 +155,9 @@ class DaemonAgent:
         timeout = env.timeout_s(self.spec.default_timeout(env.action))
         self.deadline = Deadline(timeout - margin(timeout))
         self._arguments: Optional[List[str]] = None
+        self.last_state: Optional[ProcessState] = None  # what process_state() found last
+        self._inputs: Optional[str] = None
+        self.validated_config: Optional[CinderConfig] = None  # what validate_all() read
 
     # ---------------------------------------------------------------- helpers for subclasses
     @property
@@ -159,7 +177,7 @@ class DaemonAgent:
         return self._arguments
 
     def config_sources(self) -> tuple:
-        from cinder_ocf.config import config_sources  # noqa: PLC0415
+        from cinder_ocf.confsources import config_sources  # noqa: PLC0415
 
         return config_sources(self.config_path, self.arguments)
 
@@ -181,7 +199,42 @@ class DaemonAgent:
         safe = "".join(c if c.isalnum() or c in "-_.:" else "_" for c in self.env.instance)
         return os.path.join(self.env.rsctmp, f"cinder-ocf-{safe}.{suffix}")
 
+    def cache_paths(self) -> List[str]:
+        """Files whose change invalidates what the agent cached (cinder.conf and friends)."""
+        from cinder_ocf.confsources import watched_paths  # noqa: PLC0415
+
+        return watched_paths(*self.config_sources())
+
+    def inputs(self) -> str:
+        """Fingerprint of everything the caches derive from: parameters and watched files."""
+        if self._inputs is None:
+            self._inputs = fingerprint(self.env.params, self.cache_paths())
+        return self._inputs
+
+    def config_facts(self) -> Dict[str, str]:
+        """What derive_facts() takes from cinder.conf, cached per resource in HA_RSCTMP until a
+        parameter or a config file changes: oslo.config costs a monitor ~80 ms."""
+        cache = self.state_path("conf")
+        inputs = self.inputs()
+        try:
+            cached = read_state(cache)
+        except StateFileError:
+            cached = {}
+        if cached.get("inputs") == inputs and cached.get("agent") == self.name:
+            return {k: v for k, v in cached.items() if k not in ("inputs", "agent")}
+        facts = self.derive_facts(self.validated_config or self.load_config())
+        try:
+            write_state(cache, {"inputs": inputs, "agent": self.name, **facts})
+        except OSError as err:
+            self.log.warning(f"cannot cache cinder.conf facts in {cache}: {err}")
+        return facts
+
     # ---------------------------------------------------------------- hooks
+    def derive_facts(self, config: CinderConfig) -> Dict[str, str]:
+        """The facts of cinder.conf the checks need, as strings (see config_facts).  Never a
+        secret: they are cached in a file."""
+        return {}
+
     def health(self, deadline: Deadline) -> List[CheckResult]:
         """The service's checks, cheapest first.  Runs while the daemon's process lives."""
         return []
@@ -197,16 +250,20 @@ class DaemonAgent:
 
     # ---------------------------------------------------------------- process state
     def process_state(self) -> ProcessState:
+        self.last_state = state = self._read_process_state()
+        return state
+
+    def _read_process_state(self) -> ProcessState:
         try:
             recorded = process.read_pid_file(self.pid_path)
         except process.PidFileError as err:
             return ProcessState(None, False, [], f"{err}: ignored")
         if recorded is None:
             return ProcessState(None, False, [], f"no pid file {self.pid_path}")
-        members = process.find_tree(recorded)
+        stats = process.tree_stats(recorded)
         running = process.is_running(recorded)
         note = "" if running else f"process {recorded.pid} recorded in {self.pid_path} is gone"
-        return ProcessState(recorded, running, members, note)
+        return ProcessState(recorded, running, stats, note)
 
     # ---------------------------------------------------------------- actions
     def validate_all(self) -> OcfExit:
@@ -221,7 +278,7 @@ class DaemonAgent:
             if why:
                 raise OcfError(OcfExit.ERR_CONFIGURED, f"user {user.name} cannot read {path}: {why}")
         self._check_pid_directory()
-        self._config = config
+        self.validated_config = config
         self.validate_service()
         return OcfExit.SUCCESS
 
@@ -239,11 +296,15 @@ class DaemonAgent:
         code = self.status()
         if code != OcfExit.SUCCESS:
             return code
-        code, reason, warnings = verdict(self.health(self.deadline))
+        results = self.health(self.deadline)
+        code, reason, warnings = verdict(results)
         for warning in warnings:
             self.log.warning(warning)
         if code != OcfExit.SUCCESS:
             raise OcfError(code, reason)
+        for result in results:
+            if result.status == PENDING:
+                self.log.info(f"{result.name}: {result.detail}")
         self.log.debug(f"{self.name} is healthy")
         return code
 
@@ -352,20 +413,27 @@ class DaemonAgent:
                     OcfExit.ERR_GENERIC,
                     f"{self.name} did not become healthy within {self.deadline.seconds:.1f} s: {last}",
                 )
-            code, reason, warnings = verdict(self.health(self.deadline))
-            if code == OcfExit.SUCCESS:
+            results = self.health(self.deadline)
+            code, reason, warnings = verdict(results)
+            waiting = waiting_for(results)
+            if code == OcfExit.SUCCESS and not waiting:
                 for warning in warnings:
                     self.log.warning(warning)
                 self.log.info(f"{self.name} started (pid {leader.pid})")
                 return OcfExit.SUCCESS
-            last = reason
+            last = reason or waiting
             time.sleep(min(_POLL_S, self.deadline.remaining()))
 
     def _death_reason(self, output: str, exit_status: Optional[int]) -> str:
         how = "exited" if exit_status is None else _describe_exit(exit_status)
+        return f"{self.name} {how} during start; {self.last_output(output)}"
+
+    def last_output(self, output: str = "") -> str:
+        """The daemon's last output lines, for an exit reason."""
+        output = output or self._console_log()
         lines = process.tail(output, 3)
         said = " | ".join(line[-200:] for line in lines) if lines else "no output"
-        return f"{self.name} {how} during start; last output ({output}): {said}"
+        return f"last output ({output}): {said}"
 
     def orphan_reason(self, state: ProcessState) -> str:
         assert state.recorded is not None
@@ -385,7 +453,11 @@ class DaemonAgent:
         left = state.members
         while left and time.monotonic() < term_deadline:
             fresh = [pid for pid in left if pid not in signalled]
-            signalled.update(process.signal_processes(fresh, leader.start_ticks, signal.SIGTERM))
+            termed = process.signal_processes(fresh, leader.start_ticks, signal.SIGTERM)
+            # A stopped process (SIGSTOP, a debugger) acts on SIGTERM only once continued, as
+            # systemd knows: without SIGCONT it would wait for the SIGKILL at the very end.
+            process.signal_processes(termed, leader.start_ticks, signal.SIGCONT)
+            signalled.update(termed)
             time.sleep(0.05)
             left = process.find_tree(leader)
         if left:

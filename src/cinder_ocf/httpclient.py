@@ -190,20 +190,21 @@ def _requests_get(
         )
         body = answer.raw.read(MAX_BODY, decode_content=True)
     except requests.exceptions.SSLError as err:
-        raise HttpError("tls", f"TLS failed for {url}: {_root_cause(err)}") from None
+        raise HttpError("tls", f"TLS failed for {url}: {root_cause(err)}") from None
     except requests.exceptions.Timeout:
         raise HttpError("timeout", f"no answer from {url} within {timeout:g} s") from None
     except requests.exceptions.ConnectionError as err:
-        cause = _root_cause(err)
+        cause = root_cause(err)
         kind = "refused" if "refused" in cause.lower() else "reset"
         raise HttpError(kind, f"cannot talk to {url}: {cause}") from None
     except requests.exceptions.RequestException as err:
-        raise HttpError("protocol", f"bad answer from {url}: {_root_cause(err)}") from None
+        raise HttpError("protocol", f"bad answer from {url}: {root_cause(err)}") from None
     headers_out = {name.lower(): value for name, value in answer.headers.items()}
     return Response(answer.status_code, headers_out, body)
 
 
-def _root_cause(err: BaseException) -> str:
+def root_cause(err: BaseException) -> str:
+    """The innermost cause of an error, said briefly (a library's wrapping hides it)."""
     while err.__cause__ is not None or err.__context__ is not None:
         err = err.__cause__ or err.__context__  # type: ignore[assignment]
     text = str(err)

@@ -1,7 +1,8 @@
 """The daemon's processes: identity, pid file, spawning as a user, and stopping a whole tree.
 
 Exports: ProcessIdentity, PidFileError, read_pid_file, write_pid_file, remove_pid_file,
-identity_of, is_running, find_tree, spawn, signal_processes, wait_gone, DaemonUser, lookup_user.
+identity_of, is_running, find_tree, tree_stats, age_seconds, started_at, spawn, signal_processes,
+wait_gone, DaemonUser, lookup_user.
 
 A process is ours only if its pid, start time (clock ticks since boot), boot id and executable
 all match what start recorded: a pid reused by another program after a crash is never taken
@@ -127,7 +128,12 @@ def is_running(recorded: ProcessIdentity) -> bool:
 
 
 def find_tree(leader: ProcessIdentity) -> List[int]:
-    """Live processes of the daemon's tree: the leader and everything it started.
+    """Live processes of the daemon's tree: the leader and everything it started."""
+    return [st.pid for st in tree_stats(leader)]
+
+
+def tree_stats(leader: ProcessIdentity) -> List[ProcStat]:
+    """The /proc/PID/stat of every live process of the daemon's tree, sorted by pid.
 
     The daemon runs in a session of its own, so its children, and their orphans after the
     leader died, keep the leader's pid as their session id; the start time rules out a later
@@ -154,7 +160,22 @@ def find_tree(leader: ProcessIdentity) -> List[int]:
         new = {pid for pid, st in stats.items() if st.ppid in members and pid not in members}
         members |= new
         grew = bool(new)
-    return sorted(members)
+    return [stats[pid] for pid in sorted(members)]
+
+
+def _uptime() -> float:
+    with open("/proc/uptime", encoding="ascii") as src:
+        return float(src.read().split()[0])
+
+
+def age_seconds(start_ticks: int) -> float:
+    """How long ago a process with this start time (clock ticks since boot) started."""
+    return max(0.0, _uptime() - start_ticks / os.sysconf("SC_CLK_TCK"))
+
+
+def started_at(start_ticks: int) -> float:
+    """The wall-clock time (epoch seconds) at which a process with this start time started."""
+    return time.time() - age_seconds(start_ticks)
 
 
 def signal_processes(pids: Iterable[int], min_start_ticks: int, sig: int) -> List[int]:

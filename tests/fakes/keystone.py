@@ -18,6 +18,7 @@ class FakeKeystone:
         self.tokens_file = tokens_file
         self.lifetime_s = lifetime_s
         self.mode = "ok"  # ok | error500 | reject401 | slow
+        self.volume_url = ""  # when set: the catalog's volumev3 endpoint (internal and public)
         self.token_requests = 0
         self.last_body: Optional[dict] = None
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -31,6 +32,16 @@ class FakeKeystone:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def _catalog(self) -> list:
+        if not self.volume_url:
+            return []
+        endpoints = [
+            {"id": f"e-{interface}", "interface": interface, "region_id": "RegionOne",
+             "region": "RegionOne", "url": f"{self.volume_url}/v3/p1"}
+            for interface in ("internal", "public")
+        ]  # fmt: skip
+        return [{"id": "s1", "type": "volumev3", "name": "cinderv3", "endpoints": endpoints}]
 
     def _issue(self) -> str:
         token = f"fake-token-{self.token_requests}"
@@ -64,7 +75,7 @@ class FakeKeystone:
                         ),
                         "user": {"id": "u1", "name": "monitor", "domain": {"id": "default"}},
                         "project": {"id": "p1", "name": "admin", "domain": {"id": "default"}},
-                        "catalog": [],
+                        "catalog": keystone._catalog(),
                     }
                 }
                 return self._answer(201, body, {"X-Subject-Token": keystone._issue()})

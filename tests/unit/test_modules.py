@@ -192,3 +192,14 @@ def test_identity_matches_only_the_same_process() -> None:
     assert not process.is_running(process.ProcessIdentity(me.pid, me.start_ticks + 1, me.boot_id, me.exe))
     assert not process.is_running(process.ProcessIdentity(me.pid, me.start_ticks, "other-boot", me.exe))
     assert process.ProcessIdentity.parse(me.serialize()) == me
+
+
+def test_keystone_unreachable_says_why_briefly() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    creds = auth.Credentials("test", f"http://127.0.0.1:{port}", username="u", password="p", project_name="p")
+    with pytest.raises(auth.KeystoneError) as err:
+        auth.fetch_token(creds, 2)
+    assert err.value.kind == "unreachable"
+    assert err.value.message.endswith("unreachable: Connection refused"), err.value.message

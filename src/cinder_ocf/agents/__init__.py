@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 # OCF type name -> "module:class"; a module is imported only for the agent that runs.
 AGENTS: Dict[str, str] = {
     "cinder-api": "cinder_ocf.agents.api:ApiAgent",
+    "cinder-volume": "cinder_ocf.agents.volume:VolumeAgent",
+    "cinder-scheduler": "cinder_ocf.agents.scheduler:SchedulerAgent",
+    "cinder-schedule": "cinder_ocf.agents.scheduler:ScheduleAgent",  # the 2013 agent's name
+    "cinder-backup": "cinder_ocf.agents.backup:BackupAgent",
 }
 
 

@@ -1,0 +1,79 @@
+"""ocf:openstack:cinder-volume: the volume service, one process per backend, judged by each.
+
+Exports: VolumeAgent, SPEC.
+
+cinder-volume (oslo.service) runs a parent that holds no broker connection and one child per
+backend of enabled_backends, each registered in os-services as host@backend.  The 2013 agent
+grepped netstat for the parent's pid; this one checks every backend child (see agents/rpc.py).
+In active/passive, every node must register the backends under the same host: cinder.conf's
+host (or each backend's backend_host) must be set, the same on all nodes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cinder_ocf.agents.rpc import RpcServiceAgent, rpc_spec
+from cinder_ocf.metadata import Parameter
+from cinder_ocf.ocf import OcfError, OcfExit
+
+if TYPE_CHECKING:
+    from cinder_ocf.config import CinderConfig
+
+SPEC = rpc_spec(
+    "cinder-volume",
+    "cinder-volume",
+    "OpenStack Block Storage volume service (cinder-volume)",
+    "Manages cinder-volume, the OpenStack Block Storage volume service, as a Pacemaker "
+    "resource (one instance in the cluster: active/passive). cinder-volume runs a parent "
+    "process and one child per backend of enabled_backends. The monitor checks that the "
+    "parent is the process start recorded, that one child per backend runs (a child the parent "
+    "replaces within a few seconds is fine), that each child holds a connection to the message "
+    "broker of transport_url, and, with Keystone credentials, that each backend (host@backend) "
+    "is up in cinder-api's os-services. A broker or Keystone outage makes it warn, not fail. "
+    "Set host (or each backend's backend_host) in cinder.conf, the same on every node, so that "
+    "the backends keep their name wherever the resource runs.",
+    extra=[
+        Parameter(
+            "multibackend", "Several backends (2013 agent, ignored)",
+            "Accepted from the 2013 shell agent and ignored: the backends are read from "
+            "enabled_backends in cinder.conf, and each one is checked.",
+            type="boolean", default="false",
+        ),
+    ],
+)  # fmt: skip
+
+
+class VolumeAgent(RpcServiceAgent):
+    spec = SPEC
+    service_binary = "cinder-volume"
+    per_backend = True
+
+    def validate_rpc_service(self, config: CinderConfig) -> None:
+        if self.params.given("multibackend"):
+            self.log.notice_once(
+                "multibackend",
+                "parameter multibackend is deprecated and ignored: the backends come from "
+                "enabled_backends in cinder.conf",
+            )
+        if not config.enabled_backends:
+            raise OcfError(
+                OcfExit.ERR_CONFIGURED,
+                f"{self.config_path} sets no enabled_backends: cinder-volume refuses to start without them",
+            )
+        if config.host:
+            return
+        unnamed = [b for b, host in config.backend_hosts if not host]
+        if unnamed:
+            hint = (
+                " ([DEFAULT] backend_host is not what cinder-volume uses for enabled_backends: "
+                "set backend_host in each backend's section)"
+                if config.backend_host
+                else ""
+            )
+            self.log.warning(
+                f"{self.config_path} sets neither host in [DEFAULT] nor backend_host for backend(s) "
+                f"{', '.join(unnamed)}: they register as {config.service_host}@<backend>, named after "
+                f"this node, so after a failover the volumes of the other node's name have no "
+                f"service. Set host = <one name for the cluster> on every node{hint}"
+            )

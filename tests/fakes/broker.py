@@ -1,0 +1,116 @@
+"""Stand-ins for what the RPC services talk to: a TCP listener playing the AMQP broker, and a
+cinder-api that only answers os-services, each misbehaving on demand."""
+
+import datetime
+import http.server
+import json
+import socket
+import threading
+from typing import Dict, List, Optional
+
+
+class FakeBroker:
+    """Accepts TCP connections on 127.0.0.1 and holds them; stop() is an outage (the listener
+    and every connection closed), start() brings it back on the same port."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._listener: Optional[socket.socket] = None
+        self._connections: List[socket.socket] = []
+        self._lock = threading.Lock()
+        self.start()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self._connections.append(conn)
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections = []
+
+
+class FakeServices:
+    """GET /v3/<project>/os-services?binary=...: the rows the tests set, by host.
+
+    rows[host] is one of: up (updated now), down (not updated since go_down()), stale (up, but
+    updated before the service under test started); status forces another HTTP status.
+    """
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.rows: Dict[str, str] = {}
+        self.status = 200
+        self.requests = 0
+        self.stale_at = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=5)
+        self.down_at: Dict[str, datetime.datetime] = {}
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def go_down(self, host: str) -> None:
+        """The service's heartbeat for host stops now (and cinder-api calls it down at once)."""
+        self.down_at[host] = datetime.datetime.now(datetime.timezone.utc)
+        self.rows[host] = "down"
+
+    def _body(self) -> dict:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        services = []
+        for host, mode in self.rows.items():
+            stamps = {"up": now, "down": self.down_at.get(host, now), "stale": self.stale_at}
+            stamp = stamps[mode].replace(tzinfo=None).isoformat()
+            state = "down" if mode == "down" else "up"
+            services.append({"binary": self.binary, "host": host, "state": state, "status": "enabled",
+                             "updated_at": stamp, "zone": "nova"})  # fmt: skip
+        return {"services": services}
+
+    def _handler(self) -> type:
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                fake.requests += 1
+                if "/os-services" not in self.path or not self.headers.get("X-Auth-Token"):
+                    return self._answer(404, {"error": "not found"})
+                if fake.status != 200:
+                    return self._answer(fake.status, {"error": "fake"})
+                return self._answer(200, fake._body())
+
+            def _answer(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, fmt: str, *args: object) -> None:
+                pass
+
+        return Handler

@@ -1,0 +1,132 @@
+"""A stand-in for cinder-volume, cinder-scheduler and cinder-backup, for faults on demand.
+
+Started by the agent like the real daemon (``--config-file FILE``), it reads [DEFAULT]
+transport_url (the first host's address) and enabled_backends like cinder, and a [fake]
+section:
+
+  fork = yes: one child per backend of enabled_backends talks to the broker, the parent holds
+         no connection (cinder-volume under oslo.service); no: the process itself talks
+  respawn = yes | no: the parent replaces a child that died, as oslo.service does
+  respawn_delay = seconds before the replacement is forked
+  connect = yes | no: whether the talking processes connect to the broker at all
+  child_die = yes: every child exits half a second after its start (its initialisation),
+              saying why (a driver that cannot load)
+  die = yes: the daemon exits at once, saying why
+
+A talking process keeps one TCP connection to the broker and, like oslo.messaging, tries to
+reconnect every 0.2 s once it is lost.  SIGUSR1 makes it drop the connection for good while it
+stays alive: a service that is up but no longer listens to the broker.
+"""
+
+import configparser
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+
+def broker_address(conf: configparser.ConfigParser) -> tuple:
+    url = conf.get("DEFAULT", "transport_url", fallback="rabbit://localhost:5672/")
+    netloc = url.split("://", 1)[1].split("/", 1)[0].split(",")[0].rpartition("@")[2]
+    host, _, port = netloc.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class Talker:
+    def __init__(self, address: tuple, connect: bool) -> None:
+        self.address = address
+        self.connect = connect
+        self.sock = None
+        signal.signal(signal.SIGUSR1, self.silence)
+
+    def silence(self, *_: object) -> None:
+        self.connect = False
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        print(f"fake cinder process {os.getpid()}: dropped its broker connection", flush=True)
+
+    def run(self) -> None:
+        while True:
+            if self.sock is None:
+                if self.connect:
+                    try:
+                        self.sock = socket.create_connection(self.address, timeout=1)
+                    except OSError:
+                        self.sock = None
+                time.sleep(0.2)
+                continue
+            try:
+                readable, _, _ = select.select([self.sock], [], [], 0.2)
+                if readable and not self.sock.recv(4096):
+                    raise ConnectionResetError()
+            except (OSError, ValueError):
+                if self.sock is not None:
+                    self.sock.close()
+                self.sock = None
+
+
+def main() -> None:
+    conf = configparser.ConfigParser()
+    conf.read(sys.argv[sys.argv.index("--config-file") + 1])
+    fake = conf["fake"] if conf.has_section("fake") else {}
+    print(f"fake cinder service starting, uid {os.getuid()}", flush=True)
+    if fake.get("die", "no") == "yes":
+        print("ERROR cinder.cmd: fake failure for the tests: cannot load the driver", flush=True)
+        sys.exit(2)
+    address = broker_address(conf)
+    connect = fake.get("connect", "yes") == "yes"
+    if fake.get("fork", "no") != "yes":
+        Talker(address, connect).run()
+        return
+    backends = [
+        b.strip() for b in conf.get("DEFAULT", "enabled_backends", fallback="").split(",") if b.strip()
+    ]
+    children = {}
+
+    def spawn(backend: str) -> None:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            if fake.get("child_die", "no") == "yes":
+                time.sleep(0.5)
+                print(f"ERROR backend {backend}: fake driver failed to initialise", flush=True)
+                os._exit(1)
+            try:
+                Talker(address, connect).run()
+            finally:
+                os._exit(0)
+        children[pid] = backend
+
+    def terminate(*_: object) -> None:
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for pid in list(children):
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, terminate)
+    for backend in backends:
+        spawn(backend)
+    while True:
+        try:
+            pid, _ = os.wait()
+        except ChildProcessError:
+            signal.pause()
+            continue
+        backend = children.pop(pid, None)
+        if backend is not None and fake.get("respawn", "yes") == "yes":
+            time.sleep(float(fake.get("respawn_delay", "0")))
+            spawn(backend)
+
+
+if __name__ == "__main__":
+    main()
