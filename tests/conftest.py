@@ -112,3 +112,10 @@ def wait_until(predicate, timeout_s: float, step_s: float = 0.05) -> bool:
             return True
         time.sleep(step_s)
     return bool(predicate())
+
+
+def session_members(leader: int) -> List[int]:
+    """Live processes of the session a daemon leads (a daemon's whole tree, orphans included)."""
+    out = subprocess.run(["ps", "-e", "-o", "pid=,sid=,stat="], capture_output=True, text=True, check=True)
+    rows = (line.split() for line in out.stdout.splitlines())
+    return [int(p) for p, s, st in rows if int(s) == leader and not st.startswith("Z")]

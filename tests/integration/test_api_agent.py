@@ -6,18 +6,12 @@ import statistics
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator
 
 import pytest
 
-from tests.conftest import Agent, open_dir, process_state, wait_until
+from tests.conftest import Agent, open_dir, process_state, session_members, wait_until
 from tests.stack.openstack import OpenStack
-
-
-def session_members(leader: int) -> List[int]:
-    out = subprocess.run(["ps", "-e", "-o", "pid=,sid=,stat="], capture_output=True, text=True, check=True)
-    rows = (line.split() for line in out.stdout.splitlines())
-    return [int(p) for p, s, st in rows if int(s) == leader and not st.startswith("Z")]
 
 
 @pytest.fixture

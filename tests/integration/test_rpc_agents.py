@@ -17,7 +17,7 @@ from typing import Callable, Dict, Iterator, List
 
 import pytest
 
-from tests.conftest import Agent, AgentRun, open_dir, process_state, wait_until
+from tests.conftest import Agent, AgentRun, open_dir, process_state, session_members, wait_until
 from tests.stack.openstack import CINDER_HOST, OpenStack
 
 SERVICES = {
@@ -25,12 +25,6 @@ SERVICES = {
     "cinder-scheduler": [CINDER_HOST],
     "cinder-backup": [CINDER_HOST],
 }
-
-
-def session_members(leader: int) -> List[int]:
-    out = subprocess.run(["ps", "-e", "-o", "pid=,sid=,stat="], capture_output=True, text=True, check=True)
-    rows = (line.split() for line in out.stdout.splitlines())
-    return [int(p) for p, s, st in rows if int(s) == leader and not st.startswith("Z")]
 
 
 def children_of(leader: int) -> List[int]:

@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import ROOT, Agent, open_dir, process_state, wait_until
+from tests.conftest import ROOT, Agent, open_dir, process_state, session_members, wait_until
 from tests.fakes.keystone import FakeKeystone
 
 PASSWORD = "Pa55-unit-s3cret-value"
@@ -78,14 +78,6 @@ class FakeApi:
     def pid(self) -> int:
         return int(self.agent.pid_file().read_text().split()[0])
 
-    def session_members(self, leader: int) -> list:
-        out = subprocess.run(["ps", "-e", "-o", "pid=,sid=,stat="], capture_output=True, text=True)
-        return [
-            int(p)
-            for p, s, st in (ln.split() for ln in out.stdout.splitlines())
-            if int(s) == leader and not st.startswith("Z")
-        ]
-
 
 @pytest.fixture
 def fake(agents_dir: Path) -> Iterator[FakeApi]:
@@ -103,7 +95,7 @@ def fake(agents_dir: Path) -> Iterator[FakeApi]:
         api.keystone.close()
         if leader is not None:
             # Nothing of the daemon's session may outlive the test.
-            assert wait_until(lambda: not api.session_members(leader), 5), api.session_members(leader)
+            assert wait_until(lambda: not session_members(leader), 5), session_members(leader)
             assert process_state(leader) is None
         subprocess.run(["rm", "-rf", str(workdir)], check=True)
         assert stop.rc == 0, stop

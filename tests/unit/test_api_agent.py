@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import process_state, wait_until
+from tests.conftest import process_state, session_members, wait_until
 from tests.unit.conftest import PASSWORD, FakeApi
 
 
@@ -22,7 +22,7 @@ def test_start_monitor_stop_cycle(fake: FakeApi) -> None:
     assert started.rc == 0, started
     assert fake.agent("start").rc == 0  # idempotent: no second daemon
     pid = fake.pid()
-    assert len(fake.session_members(pid)) == 1
+    assert len(session_members(pid)) == 1
     first = fake.agent("monitor")
     assert first.rc == 0, first
     assert fake.keystone.token_requests == 1
@@ -125,26 +125,26 @@ def test_stop_ends_the_whole_tree_even_when_it_ignores_sigterm(fake: FakeApi) ->
     fake.configure(workers="2", ignore_term="yes")
     assert fake.agent("start").rc == 0
     leader = fake.pid()
-    assert wait_until(lambda: len(fake.session_members(leader)) == 3, 5)
+    assert wait_until(lambda: len(session_members(leader)) == 3, 5)
     run = fake.agent("stop", timeout_s=6)
     assert run.rc == 0, run
     assert run.seconds < 6
     assert "SIGKILL" in run.stderr
-    assert fake.session_members(leader) == []
+    assert session_members(leader) == []
 
 
 def test_dead_parent_with_live_workers_is_a_failure_and_stop_ends_them(fake: FakeApi) -> None:
     fake.configure(workers="2")
     assert fake.agent("start").rc == 0
     leader = fake.pid()
-    assert wait_until(lambda: len(fake.session_members(leader)) == 3, 5)
+    assert wait_until(lambda: len(session_members(leader)) == 3, 5)
     os.kill(leader, signal.SIGKILL)
     assert wait_until(lambda: process_state(leader) is None, 5)
     run = fake.agent("monitor")
     assert run.rc == 1, run
     assert "is gone but 2 of its processes still run" in run.reason
     assert fake.agent("stop").rc == 0
-    assert fake.session_members(leader) == []
+    assert session_members(leader) == []
 
 
 def test_reused_pid_is_not_running_and_never_signalled(fake: FakeApi) -> None:
