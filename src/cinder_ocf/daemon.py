@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import time
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from cinder_ocf.statefile import StateFileError, fingerprint, read_state, write_
 
 if TYPE_CHECKING:
     from subprocess import Popen
-    from typing import Dict, List, Optional
+    from typing import Dict, List, Optional, Tuple
 
     from cinder_ocf.checks import CheckResult
     from cinder_ocf.config import CinderConfig
@@ -176,7 +177,7 @@ class DaemonAgent:
                     raise OcfError(OcfExit.ERR_CONFIGURED, f"additional_parameters: {err}") from None
         return self._arguments
 
-    def config_sources(self) -> tuple:
+    def config_sources(self) -> Tuple[List[str], List[str]]:
         from cinder_ocf.confsources import config_sources  # noqa: PLC0415
 
         return config_sources(self.config_path, self.arguments)
@@ -367,7 +368,7 @@ class DaemonAgent:
             info = os.lstat(directory)
         except FileNotFoundError:
             return  # created on start
-        if info.st_mode & 0o022 and not info.st_mode & 0o1000:
+        if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
             raise OcfError(
                 OcfExit.ERR_PERM, f"pid directory {directory} is writable by others (no sticky bit)"
             )
@@ -380,7 +381,7 @@ class DaemonAgent:
             return f"/var/log/cinder/{os.path.basename(self.state_path('console.log'))}"
         return self.state_path("console.log")
 
-    def _spawn(self) -> tuple:
+    def _spawn(self) -> Tuple[Popen[bytes], process.ProcessIdentity]:
         argv = self.daemon_argv(self._binary_path())
         user = self._user()
         output = self._console_log()

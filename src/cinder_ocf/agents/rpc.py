@@ -160,13 +160,18 @@ class RpcServiceAgent(TokenAgent):
         return self.env.action == "start"
 
     # ---------------------------------------------------------------- cinder.conf facts
-    def derive_facts(self, config: CinderConfig) -> Dict[str, str]:
+    def transport(self, config: CinderConfig) -> amqp.Transport:
+        """transport_url parsed, its passwords registered as secrets before anything logs."""
         try:
             transport = amqp.parse_transport_url(config.transport_url)
         except amqp.TransportError as err:
             raise OcfError(OcfExit.ERR_CONFIGURED, f"{self.config_path}: {err}") from None
         for secret in transport.secrets:
             self.log.add_secret(secret)
+        return transport
+
+    def derive_facts(self, config: CinderConfig) -> Dict[str, str]:
+        transport = self.transport(config)
         facts = {"backends": " ".join(config.enabled_backends), "amqp_skip": ""}
         if self.per_backend:
             facts["services"] = " ".join(config.volume_service_hosts())
@@ -477,12 +482,7 @@ class RpcServiceAgent(TokenAgent):
             except ValueError as err:
                 raise OcfError(OcfExit.ERR_CONFIGURED, f"url: {err}") from None
         config = self.validated_config or self.load_config()
-        try:
-            transport = amqp.parse_transport_url(config.transport_url)
-        except amqp.TransportError as err:
-            raise OcfError(OcfExit.ERR_CONFIGURED, f"{self.config_path}: {err}") from None
-        for secret in transport.secrets:
-            self.log.add_secret(secret)
+        transport = self.transport(config)
         if not config.transport_url.strip():
             self.log.warning(
                 f"{self.config_path} sets no transport_url: oslo.messaging's default "
