@@ -65,6 +65,9 @@ class CinderConfig:
     backend_hosts: Tuple[Tuple[str, str], ...] = ()
     transport_url: str = field(default="", repr=False)
     rabbit_ssl: bool = False  # [oslo_messaging_rabbit] ssl
+    # The longest pause between two reconnection attempts of oslo.messaging's rabbit driver:
+    # rabbit_interval_max + kombu_reconnect_delay + kombu_reconnect_splay (30 + 1 + 0).
+    rabbit_reconnect_pause: float = 31.0
     keystone_authtoken: AuthSection = AuthSection()
 
     @property
@@ -108,7 +111,15 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
             cfg.StrOpt("transport_url", default="", secret=True),
         ]
     )
-    conf.register_opt(cfg.BoolOpt("ssl", default=False), group="oslo_messaging_rabbit")
+    conf.register_opts(
+        [
+            cfg.BoolOpt("ssl", default=False),
+            cfg.IntOpt("rabbit_interval_max", default=30, min=1),
+            cfg.FloatOpt("kombu_reconnect_delay", default=1.0, min=0.0),
+            cfg.FloatOpt("kombu_reconnect_splay", default=0.0, min=0.0),
+        ],
+        group="oslo_messaging_rabbit",
+    )
     auth_names = [f.name for f in AuthSection.__dataclass_fields__.values() if f.name != "insecure"]
     backend_host = cfg.StrOpt("backend_host", default="")
     conf.register_opts(
@@ -125,6 +136,7 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
         conf(args=args, project="cinder", default_config_files=[], default_config_dirs=[],
              use_env=False)  # fmt: skip
         section = conf.keystone_authtoken
+        rabbit = conf.oslo_messaging_rabbit
         backends = tuple(b.strip() for b in conf.enabled_backends or () if b.strip())
         for backend in backends:
             conf.register_opt(backend_host, group=backend)
@@ -136,7 +148,10 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
             enabled_backends=backends,
             backend_hosts=tuple((b, conf[b].backend_host or "") for b in backends),
             transport_url=conf.transport_url or "",
-            rabbit_ssl=bool(conf.oslo_messaging_rabbit.ssl),
+            rabbit_ssl=bool(rabbit.ssl),
+            rabbit_reconnect_pause=(
+                rabbit.rabbit_interval_max + rabbit.kombu_reconnect_delay + rabbit.kombu_reconnect_splay
+            ),
             keystone_authtoken=AuthSection(
                 **{name: getattr(section, name) or "" for name in auth_names},
                 insecure=bool(section.insecure),

@@ -94,6 +94,7 @@ STANDARD_ACTIONS = (
 
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _POLL_S = 0.1
+FORK_SETTLE_S = 0.3  # a helper goes from fork to exec in well under a millisecond
 
 
 def find_executable(name: str, path: str) -> Optional[str]:
@@ -128,10 +129,23 @@ class ProcessState:
         self.members = [st.pid for st in stats]
         self.note = note  # why it is not running, for the log
 
-    def children(self) -> List[process.ProcStat]:
-        """The leader's direct children (cinder-volume: one per backend)."""
-        leader = self.recorded.pid if self.recorded is not None else -1
-        return [st for st in self.stats if st.ppid == leader]
+    def forks(self) -> List[process.ProcStat]:
+        """The leader's direct children that run its own executable: the processes it forked
+        (oslo.service: one per cinder-volume backend).
+
+        A helper the daemon runs execs another program (os-brick runs grep at import, drivers
+        run sudo): not a fork.  Between its fork and its exec a helper looks like one for an
+        instant, so a child younger than FORK_SETTLE_S does not count yet.
+        """
+        if self.recorded is None:
+            return []
+        leader = self.recorded
+        return [
+            st for st in self.stats
+            if st.ppid == leader.pid
+            and process.age_seconds(st.start_ticks) >= FORK_SETTLE_S
+            and process.executable(st.pid) == leader.exe
+        ]  # fmt: skip
 
     @property
     def orphaned(self) -> bool:

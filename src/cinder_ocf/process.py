@@ -1,7 +1,7 @@
 """The daemon's processes: identity, pid file, spawning as a user, and stopping a whole tree.
 
 Exports: ProcessIdentity, PidFileError, read_pid_file, write_pid_file, remove_pid_file,
-identity_of, is_running, find_tree, tree_stats, age_seconds, started_at, spawn, signal_processes,
+identity_of, is_running, executable, find_tree, tree_stats, age_seconds, started_at, spawn, signal_processes,
 wait_gone, DaemonUser, lookup_user.
 
 A process is ours only if its pid, start time (clock ticks since boot), boot id and executable
@@ -66,7 +66,8 @@ def _boot_id() -> str:
         return src.read().strip()
 
 
-def _exe(pid: int) -> str:
+def executable(pid: int) -> str:
+    """The program pid runs ('' when it cannot be read)."""
     try:
         path = os.readlink(f"/proc/{pid}/exe")
     except OSError:
@@ -114,7 +115,7 @@ def identity_of(pid: int) -> Optional[ProcessIdentity]:
     st = read_stat(pid)
     if st is None or not st.alive:
         return None
-    return ProcessIdentity(pid, st.start_ticks, _boot_id(), _exe(pid))
+    return ProcessIdentity(pid, st.start_ticks, _boot_id(), executable(pid))
 
 
 def is_running(recorded: ProcessIdentity) -> bool:
@@ -124,7 +125,7 @@ def is_running(recorded: ProcessIdentity) -> bool:
         return False
     if recorded.boot_id != _boot_id():
         return False
-    return _exe(recorded.pid) == recorded.exe
+    return executable(recorded.pid) == recorded.exe
 
 
 def find_tree(leader: ProcessIdentity) -> List[int]:

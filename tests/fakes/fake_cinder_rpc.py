@@ -12,6 +12,8 @@ section:
   child_die = yes: every child exits half a second after its start (its initialisation),
               saying why (a driver that cannot load)
   die = yes: the daemon exits at once, saying why
+  helper = seconds: the parent runs a helper program (sleep) that long before it forks, and
+           again once forked, as os-brick runs grep at import and drivers run sudo
 
 A talking process keeps one TCP connection to the broker and, like oslo.messaging, tries to
 reconnect every 0.2 s once it is lost.  SIGUSR1 makes it drop the connection for good while it
@@ -23,6 +25,7 @@ import os
 import select
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -84,6 +87,11 @@ def main() -> None:
     backends = [
         b.strip() for b in conf.get("DEFAULT", "enabled_backends", fallback="").split(",") if b.strip()
     ]
+    run_parent(fake, address, connect, backends)
+
+
+def run_parent(fake: dict, address: tuple, connect: bool, backends: list) -> None:
+    """oslo.service's ProcessLauncher: one forked child per backend, replaced when it dies."""
     children = {}
 
     def spawn(backend: str) -> None:
@@ -114,8 +122,13 @@ def main() -> None:
         os._exit(0)
 
     signal.signal(signal.SIGTERM, terminate)
+    helper = fake.get("helper")
+    if helper:
+        subprocess.run(["sleep", helper], check=True)
     for backend in backends:
         spawn(backend)
+    if helper:
+        subprocess.Popen(["sleep", helper])  # reaped by the loop below, which ignores it
     while True:
         try:
             pid, _ = os.wait()

@@ -131,7 +131,7 @@ def started(agent: Agent) -> AgentRun:
         print(f"\n{agent.path.name}: sqlite was locked during start, retrying: {sqlite_lock_error(agent)}")
         assert agent("stop", timeout_s=60).rc == 0
         run = agent("start", timeout_s=120)
-    assert run.rc == 0, (run, daemon_log(agent)[-8:])
+    assert run.rc == 0, f"start failed: {run.reason}\n" + "\n".join(daemon_log(agent)[-8:])
     print(f"\n{agent.path.name} start: {run.seconds:.1f} s")
     return run
 

@@ -184,6 +184,12 @@ def test_load_config_reads_cinder_options(tmp_path: Path) -> None:
     assert config.api_url == "http://[::1]:18776"
     assert config.enabled_backends == ("a", "b")
     assert config.keystone_authtoken.username == "cinder"
+    assert config.rabbit_reconnect_pause == 31.0  # oslo.messaging's defaults: 30 + 1 + 0
+    conf.write_text(
+        "[oslo_messaging_rabbit]\nrabbit_interval_max = 10\nkombu_reconnect_delay = 0.5\n"
+        "kombu_reconnect_splay = 2\n"
+    )
+    assert load_config([str(conf)]).rabbit_reconnect_pause == 12.5
 
 
 def test_identity_matches_only_the_same_process() -> None:

@@ -163,6 +163,11 @@ def test_every_agent_has_its_executable() -> None:
 # ---------------------------------------------------------------- the fake daemon
 
 
+# oslo.messaging's longest pause between reconnection attempts: 1 s (default 31 s).  A
+# service without a connection while the broker answers then fails after 1 + 5 s.
+FAST_RECONNECT = {"rabbit_interval_max": "1", "kombu_reconnect_delay": "0"}
+
+
 class FakeRpc:
     """One resource: the agent, the fake daemon's cinder.conf, a broker, Keystone and os-services."""
 
@@ -191,7 +196,7 @@ class FakeRpc:
             {"binary": str(self.binary), "config": str(self.config), "user": "root", "check_timeout": "2"},
         )
 
-    def configure(self, default: object = None, **fake: str) -> None:
+    def configure(self, default: object = None, rabbit: object = None, **fake: str) -> None:
         options = dict(self.defaults, **(default or {}))  # type: ignore[arg-type]
         options.setdefault(
             "transport_url", f"rabbit://openstack:{RABBIT_PASSWORD}@127.0.0.1:{self.broker.port}/"
@@ -200,6 +205,7 @@ class FakeRpc:
             fake.setdefault("fork", "yes")
         lines = ["[DEFAULT]", *(f"{k} = {v}" for k, v in options.items() if v is not None)]
         lines += ["[fake]", *(f"{k} = {v}" for k, v in fake.items())]
+        lines += ["[oslo_messaging_rabbit]", *(f"{k} = {v}" for k, v in dict(rabbit or {}).items())]
         self.config.write_text("\n".join(lines) + "\n")
         self.config.chmod(0o644)
 
@@ -293,6 +299,19 @@ def test_volume_start_monitor_stop(volume: FakeRpc) -> None:
     assert volume.agent("monitor").rc == 7
 
 
+def test_helper_programs_of_the_parent_are_not_backend_processes(volume: FakeRpc) -> None:
+    # The helper ends during start: taken for a backend process, it would have "died".
+    volume.configure(helper="1.5")
+    start = volume.agent("start")
+    assert start.rc == 0, start
+    helpers = [pid for pid in volume.children() if "sleep" in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert helpers, "the fake runs its second helper after forking"
+    # Taken for a backend process, the helper would be one without an AMQP connection.
+    run = volume.agent("monitor")
+    assert run.rc == 0, run
+    assert "no AMQP connection" not in run.stderr, run
+
+
 def test_a_backend_child_respawned_by_the_parent_is_healthy(volume: FakeRpc) -> None:
     volume.configure(respawn_delay="1")
     assert volume.agent("start").rc == 0
@@ -319,15 +338,23 @@ def test_a_backend_child_gone_for_good_fails(volume: FakeRpc) -> None:
 
 
 def test_a_child_without_amqp_connection_fails_when_the_broker_answers(volume: FakeRpc) -> None:
+    # A lost connection gets start_grace to come back, but never less than oslo.messaging's
+    # longest pause between reconnection attempts (1 + 0 here) and 5 s to reconnect.
+    volume.configure(rabbit=FAST_RECONNECT)
     volume.agent.params["start_grace"] = "1"
     assert volume.agent("start").rc == 0
     time.sleep(1.1)  # past the children's start grace
     silent = volume.children()[0]
     os.kill(silent, signal.SIGUSR1)
-    first = volume.agent("monitor")  # a lost connection gets start_grace to come back
+    lost_at = time.monotonic()
+    first = volume.agent("monitor")
     assert first.rc == 0, first
-    assert "WARNING" in first.stderr and f"backend process {silent} has no AMQP connection" in first.stderr
+    assert f"backend process {silent} has no AMQP connection" in first.stderr
+    assert "WARNING" in first.stderr and "failing after 6 s unless it reconnects" in first.stderr
     time.sleep(1.1)
+    waiting = volume.agent("monitor")  # past start_grace, but within the reconnection pause
+    assert waiting.rc == 0, waiting
+    time.sleep(max(0.0, lost_at + 6.1 - time.monotonic()))
     run = volume.agent("monitor")
     assert run.rc == 1, run
     assert f"backend process {silent} has had no AMQP connection" in run.reason
@@ -421,6 +448,7 @@ def test_amqp_server_port_replaces_the_ports_of_transport_url(volume: FakeRpc) -
 @pytest.mark.parametrize("name", ["cinder-scheduler", "cinder-backup", "cinder-schedule"])
 def test_single_process_services(make: Callable[[str], FakeRpc], name: str) -> None:
     fake = make(name)
+    fake.configure(rabbit=FAST_RECONNECT)
     fake.agent.params["start_grace"] = "1"
     start = fake.agent("start")
     assert start.rc == 0, start
@@ -430,8 +458,9 @@ def test_single_process_services(make: Callable[[str], FakeRpc], name: str) -> N
     assert fake.agent("monitor").rc == 0
     time.sleep(1.1)
     os.kill(fake.pid(), signal.SIGUSR1)
+    lost_at = time.monotonic()
     assert fake.agent("monitor").rc == 0
-    time.sleep(1.1)
+    time.sleep(max(0.0, lost_at + 6.1 - time.monotonic()))
     run = fake.agent("monitor")
     assert run.rc == 1, run
     assert f"{name} (process {fake.pid()}) has had no AMQP connection" in run.reason

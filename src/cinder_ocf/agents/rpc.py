@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     Endpoint = Tuple[str, int]
 
 RESPAWN_WAIT_S = 2.0  # oslo.service replaces a dead backend child in ~0.5 s here
+# After its longest pause between reconnection attempts, a service still needs to connect and
+# redeclare its queues: seconds on a loaded node.
+RECONNECT_SLACK_S = 5.0
 _POLL_S = 0.1
 
 RPC_ACTIONS = (
@@ -68,10 +71,13 @@ def rpc_parameters(binary: str) -> List[Parameter]:
         Parameter(
             "start_grace", "Seconds a (re)started service may take to connect and report",
             f"How long {binary} may go without an AMQP connection, or without a heartbeat in "
-            f"os-services, after its process started (or after it lost its connection while "
-            f"the broker was reachable) before the monitor fails it. start waits at most this "
-            f"long for the service to become healthy. Raise it for backends whose driver takes "
-            f"long to initialise.",
+            f"os-services, after its process started before the monitor fails it; also how long "
+            f"it may stay disconnected while the broker accepts connections, though never less "
+            f"than oslo.messaging's longest pause between reconnection attempts plus 5 s "
+            f"(cinder.conf [oslo_messaging_rabbit] rabbit_interval_max + kombu_reconnect_delay "
+            f"+ kombu_reconnect_splay: 31 s by default). start waits at most this long for the "
+            f"service to become healthy. Raise it for backends whose driver takes long to "
+            f"initialise.",
             type="integer", default="60", minimum=1, maximum=3600,
         ),
         Parameter(
@@ -172,7 +178,11 @@ class RpcServiceAgent(TokenAgent):
 
     def derive_facts(self, config: CinderConfig) -> Dict[str, str]:
         transport = self.transport(config)
-        facts = {"backends": " ".join(config.enabled_backends), "amqp_skip": ""}
+        facts = {
+            "backends": " ".join(config.enabled_backends),
+            "amqp_skip": "",
+            "reconnect_pause": f"{config.rabbit_reconnect_pause:g}",
+        }
         if self.per_backend:
             facts["services"] = " ".join(config.volume_service_hosts())
         else:
@@ -236,7 +246,7 @@ class RpcServiceAgent(TokenAgent):
             self._talkers = state.stats
             return OK, f"process {leader} runs ({len(state.stats)} in its tree)"
         backends = _split(self.facts()["backends"])
-        children = state.children()
+        children = state.forks()
         if self.starting:
             self._notice_child_deaths(children)
             if len(self._seen_children) < len(backends) and len(children) < len(backends):
@@ -275,7 +285,7 @@ class RpcServiceAgent(TokenAgent):
         end = time.monotonic() + deadline.cap(RESPAWN_WAIT_S)
         while True:
             state = self.process_state()
-            children = state.children()
+            children = state.forks()
             if len(children) >= expected or not state.running or time.monotonic() >= end:
                 if len(children) >= expected:
                     self.log.info(f"a missing backend process of {self.name} was replaced by the parent")
@@ -339,16 +349,28 @@ class RpcServiceAgent(TokenAgent):
             return FAILED, f"{what} {holds} no AMQP connection although the broker at {broker} answers"
         since = self._note_trouble(outage=False)
         lasting = time.time() - since
-        if lasting < self.grace:
+        allowed = self._reconnect_allowance()
+        if lasting < allowed:
             return DEGRADED, (
                 f"{what} {holds} no AMQP connection although the broker at {broker} accepts "
-                f"connections (seen for {lasting:.0f} s; failing after start_grace "
-                f"{self.grace:g} s unless it reconnects)"
+                f"connections (seen for {lasting:.0f} s; failing after {allowed:g} s unless it "
+                f"reconnects)"
             )
         return FAILED, (
             f"{what} {holds} had no AMQP connection for {lasting:.0f} s although the broker at "
             f"{broker} accepts connections from this node"
         )
+
+    def _reconnect_allowance(self) -> float:
+        """How long a service that lost its connection may take to get it back: start_grace,
+        but never less than oslo.messaging's longest pause between attempts (cinder.conf
+        [oslo_messaging_rabbit]) and a connection's set-up, or a service that is only waiting
+        for its next attempt after a broker outage would be restarted."""
+        try:
+            pause = float(self.facts().get("reconnect_pause", ""))
+        except ValueError:
+            pause = 0.0
+        return max(self.grace, pause + RECONNECT_SLACK_S)
 
     def _enough(self, connected: Set[int], talkers: List[process.ProcStat]) -> bool:
         if self.per_backend:
