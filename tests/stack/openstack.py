@@ -24,6 +24,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import stat
 import subprocess
 import time
@@ -339,6 +340,24 @@ def render_ini(sections: Mapping[str, Mapping[str, OptionValue]]) -> str:
     return "\n".join(out)
 
 
+def use_wal(database: Path) -> None:
+    """Switch a sqlite database to write-ahead logging (kept in the file).
+
+    In sqlite's default rollback journal, a reader that wants to write while another
+    connection writes gets SQLITE_BUSY at once, without waiting: "database is locked" when
+    several cinder services register together, or gunicorn's Keystone workers issue tokens
+    at the same time.  With WAL, readers never block the writer.  Production deployments use
+    MySQL; this only keeps the test stack's sqlite out of the results.
+    """
+    connection = sqlite3.connect(str(database))
+    try:
+        mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    finally:
+        connection.close()
+    if mode != "wal":
+        raise RuntimeError(f"{database}: sqlite kept journal_mode {mode}")
+
+
 def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -359,6 +378,7 @@ class OpenStack:
         netns: Optional[str] = None,
         service_user: str = "cinder",
         *,
+        endpoint_host: Optional[str] = None,
         admin_password: Optional[str] = None,
         service_password: Optional[str] = None,
         rabbit_password: Optional[str] = None,
@@ -366,6 +386,9 @@ class OpenStack:
         self.root = Path(root).absolute()
         self.venv = Path(venv).absolute()
         self.host = host
+        # Where the catalog's volumev3 endpoints point: the cinder-api on host, or the
+        # virtual IP of a cluster that runs cinder-api (as the HA guide registers them).
+        self.endpoint_host = endpoint_host or host
         self.netns = netns
         self.service_user = service_user
         self.cinder_host = CINDER_HOST
@@ -397,7 +420,7 @@ class OpenStack:
     @property
     def cinder_url(self) -> str:
         """Cinder API root, e.g. ``http://127.0.0.1:8776`` (served by the cinder-api under test)."""
-        return f"http://{_hostport(self.host, CINDER_API_PORT)}"
+        return f"http://{_hostport(self.endpoint_host, CINDER_API_PORT)}"
 
     @property
     def transport_url(self) -> str:
@@ -814,6 +837,7 @@ class OpenStack:
         self._run("keystone-manage", [*manage, "fernet_setup", *owner], env)
         self._run("keystone-manage", [*manage, "credential_setup", *owner], env)
         self._run("keystone-manage", [*manage, "db_sync"], env)
+        use_wal(self.keystone_dir / "keystone.sqlite")
         url = f"{self.keystone_url}/"
         self._run(
             "keystone-manage",
@@ -1070,6 +1094,7 @@ class OpenStack:
             self.service_env(),
             as_service_user=True,
         )
+        use_wal(self.cinder_db)
         self._db_synced = True
         LOG.info("cinder db sync in %.1f s", time.monotonic() - t0)
 
