@@ -1,4 +1,5 @@
-"""`cinder-ocf`: the agents for people: install them, check a resource by hand, document them.
+"""`cinder-ocf`: the agents for people: install them, check a resource by hand, document them,
+write the cluster configuration.
 
 Exports: main.
 """
@@ -13,11 +14,19 @@ from typing import TYPE_CHECKING
 
 from cinder_ocf.agents import AGENTS, agent_class
 from cinder_ocf.checks import FAILED
+from cinder_ocf.clusterconfig import (
+    SERVICE_ORDER,
+    ClusterPlan,
+    config_notes,
+    crm_configuration,
+    pcs_commands,
+    shell_lines,
+)
 from cinder_ocf.metadata import render_metadata
 from cinder_ocf.ocf import Environment, Logger, OcfError, OcfExit
 
 if TYPE_CHECKING:
-    from typing import List, Optional, Sequence, TextIO
+    from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 DEFAULT_PROVIDER_DIR = "/usr/lib/ocf/resource.d/openstack"
 AGENT_SCRIPT = """\
@@ -111,6 +120,52 @@ def parameter_reference(name: str) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _cluster_config_parser(sub: Any) -> None:
+    cfg = sub.add_parser(
+        "cluster-config",
+        help="print the pcs commands or crm configuration for cinder's resources",
+        description="The OpenStack HA guide's configuration of cinder with these agents: pcs "
+        "commands (pcs 0.10+ syntax) or the crm shell's configuration (crm configure load "
+        "update FILE). Notes about cinder.conf go to stderr.",
+    )
+    cfg.add_argument("--config", default="/etc/cinder/cinder.conf", help="cinder.conf of every node")
+    cfg.add_argument("--format", choices=("pcs", "crm"), default="pcs")
+    cfg.add_argument("--services", default="cinder-api,cinder-scheduler,cinder-volume",
+                     help=f"comma-separated, from {','.join(SERVICE_ORDER)}")  # fmt: skip
+    cfg.add_argument("--vip", default="", help="virtual IP of the Block Storage API (IPaddr2)")
+    cfg.add_argument("--cidr-netmask", type=int, default=24)
+    cfg.add_argument("--monitor-interval", type=int, default=10, metavar="SECONDS")
+    cfg.add_argument("--os-cloud", default="",
+                     help="clouds.yaml entry for the monitors (default: cinder.conf's)")  # fmt: skip
+    cfg.add_argument("--param", action="append", default=[], metavar="SERVICE:NAME=VALUE",
+                     help="another resource parameter, e.g. cinder-volume:start_grace=120")  # fmt: skip
+
+
+def cluster_config(args: argparse.Namespace) -> int:
+    params: Dict[str, Dict[str, str]] = {}
+    services = [s.strip() for s in args.services.split(",") if s.strip()]
+    if args.os_cloud:
+        for service in services:
+            params.setdefault(service, {})["os_cloud"] = args.os_cloud
+    for item in args.param:
+        service, sep, pair = item.partition(":")
+        if not sep:
+            raise SystemExit(f"--param wants SERVICE:NAME=VALUE, not {item!r}")
+        params.setdefault(service, {}).update(_parse_params([pair]))
+    try:
+        plan = ClusterPlan(args.config, services, vip=args.vip, cidr_netmask=args.cidr_netmask,
+                           monitor_interval_s=args.monitor_interval, params=params)  # fmt: skip
+    except ValueError as err:
+        raise SystemExit(f"cinder-ocf cluster-config: {err}") from None
+    for note in config_notes(plan):
+        print(f"# NOTE: {note}", file=sys.stderr)
+    if args.format == "crm":
+        sys.stdout.write(crm_configuration(plan))
+    else:
+        sys.stdout.write(shell_lines(pcs_commands(plan)))
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="cinder-ocf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +182,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     meta = sub.add_parser("meta-data", help="print an agent's meta-data")
     meta.add_argument("agent", choices=sorted(AGENTS))
     sub.add_parser("parameter-reference", help="print the parameter tables (Markdown)")
+    _cluster_config_parser(sub)
     args = parser.parse_args(argv)
 
     if args.command == "install-agents":
@@ -139,6 +195,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "parameter-reference":
         print("\n".join(parameter_reference(name) for name in sorted(AGENTS)))
         return 0
+    if args.command == "cluster-config":
+        return cluster_config(args)
     params = _parse_params(args.param)
     if args.config:
         params["config"] = args.config

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -35,9 +36,11 @@ import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from cinder_ocf.clusterconfig import VIP_ID, ClusterPlan, crm_configuration, pcs_commands
 from tests.stack.install import (
     DEFAULT_VENV,
     ensure_debian_packages,
@@ -71,7 +74,7 @@ RUN_BASE = Path("/var/tmp/cinder-ocf")  # every node sees the host's /var/tmp
 PROVIDER_DIR = Path("/usr/lib/ocf/resource.d/openstack")
 HA_RSCTMP = "/run/resource-agents"  # on each node's own /run tmpfs
 CLIENT_SCRIPT = Path(__file__).resolve().with_name("client.py")
-VIP_RESOURCE = "vip"
+VIP_RESOURCE = VIP_ID
 # What each node has of its own (harness.py mounts them per node): nothing the nodes run may
 # live there, e.g. a stack venv in /tmp is invisible to them.
 NODE_PRIVATE = ("/tmp", "/run", "/dev/shm", "/etc/corosync", "/var/lib/corosync", "/var/lib/pacemaker",
@@ -86,35 +89,33 @@ Say = Callable[[str], None]
 
 @dataclass(frozen=True)
 class ServiceResource:
-    """One cinder service as a Pacemaker resource, created the way the OpenStack HA guide does."""
+    """One cinder service as a Pacemaker resource, created the way the OpenStack HA guide does
+    (cinder_ocf.clusterconfig writes the pcs commands, as `cinder-ocf cluster-config` does)."""
 
     agent: str  # OCF type under ocf:openstack, and the primitive's id: "cinder-api"
     clone: bool = True  # active/active on every node (API, scheduler) or one instance (volume)
-    monitor_interval_s: int = 5
-    monitor_timeout_s: int = 30
     params: Tuple[str, ...] = ()  # more name=value parameters (never a password: pcs shows them)
     binary: str = ""  # the daemon in the stack venv's bin/, when not named like the agent
 
     @property
     def id(self) -> str:
         """What crm_mon, constraints and waits name: the clone, or the primitive."""
-        return f"{self.agent}-clone" if self.clone else self.agent
+        return ClusterPlan.resource_id(self.agent)
 
-    def pcs_create(self, stack: OpenStack) -> List[str]:
+    def resource_params(self, stack: OpenStack) -> Dict[str, str]:
         binary = stack.cinder_bin(self.binary or self.agent)
-        argv = [
-            "pcs", "resource", "create", self.agent, f"ocf:openstack:{self.agent}",
-            f"config={stack.cinder_conf}", f"binary={binary}", *self.params,
-            "op", "monitor", f"interval={self.monitor_interval_s}s", f"timeout={self.monitor_timeout_s}s",
-        ]  # fmt: skip
-        if self.clone:
-            argv += ["clone", "interleave=true"]  # pcs 0.11: not the guide's --clone
-        return argv
+        return {"binary": str(binary), **dict(p.split("=", 1) for p in self.params)}
 
 
+MONITOR_INTERVAL_S = 5
+MONITOR_TIMEOUT_S = 30
 API = ServiceResource("cinder-api")
-# Everything the deployment runs; the VIP follows API.
-SERVICES: Tuple[ServiceResource, ...] = (API,)
+# start_grace 15 s instead of 60: the services start in ~3 s here, and a broker outage
+# shows as a warning (not as "not connected yet") once their processes are that old.
+SCHEDULER = ServiceResource("cinder-scheduler", params=("start_grace=15",))
+VOLUME = ServiceResource("cinder-volume", clone=False, params=("start_grace=15",))
+# Everything the deployment runs, in start order; the VIP follows API.
+SERVICES: Tuple[ServiceResource, ...] = (API, SCHEDULER, VOLUME)
 
 
 # ----------------------------------------------------------------------------- timings
@@ -339,6 +340,8 @@ class StandbyResult:
     gap: Gap  # what a client of the VIP saw
     rejoined_s: float  # unstandby -> the clone runs on both nodes again
     vip_after_unstandby: List[str]
+    volume_before: List[str]  # where cinder-volume ran before the standby, and after it
+    volume_after: List[str]
 
 
 @dataclass
@@ -352,6 +355,31 @@ class OutageResult:
     warnings: Dict[str, List[str]]  # node -> the agent's log lines about Keystone
     api_status: Dict[str, str]  # node -> GET / status during the outage
     token_renewed_s: float  # Keystone back -> every node cached a new token
+
+
+@dataclass
+class VolumeFailure:
+    """A cinder-volume backend process frozen: found out through its heartbeat, restarted."""
+
+    node: str
+    frozen_pid: int  # as the node sees it
+    detected_s: float  # SIGSTOP -> Pacemaker records the monitor's failure
+    recovered_s: float  # SIGSTOP -> a new cinder-volume Started, its os-services rows up again
+    fail_count: int
+    reason: str  # the failed monitor's exit reason, as crm_mon shows it
+    services: Dict[str, str]  # os-services host -> state, after the recovery
+
+
+@dataclass
+class VolumeMove:
+    """cinder-volume taken off its node (standby, crash) and run by the other one."""
+
+    from_node: str
+    to_node: str
+    moved_s: float  # the event -> cinder-volume Started on to_node
+    up_s: float  # the event -> every backend's os-services row up, updated from to_node
+    services: Dict[str, str]  # os-services host -> state, afterwards
+    vip_gap: Optional[Gap] = None  # what a client of the VIP saw meanwhile
 
 
 @dataclass
@@ -384,7 +412,13 @@ class Deployment:
         say: Say = _quiet,
         keep: bool = False,
         state_dir: Optional[str] = None,
+        nodes: int = 2,
+        tool: str = "pcs",
     ) -> None:
+        if tool not in ("pcs", "crm"):
+            raise ValueError(f"configure with pcs or crm, not {tool}")
+        self.nodes = nodes
+        self.tool = tool  # pcs commands, or crmsh's configuration (ids p_*, cl_*)
         self.stack_venv = Path(stack_venv)
         self.agent_python = agent_python
         self.services = tuple(services)
@@ -498,7 +532,11 @@ class Deployment:
         RUN_BASE.chmod(0o755)
         self._stack_root = Path(tempfile.mkdtemp(prefix="cluster-", dir=RUN_BASE))
         self._stack_root.chmod(0o755)
-        self.stack = OpenStack(root=self._stack_root, venv=self.stack_venv, host=SVC_IP, netns=SVC_NS)
+        # The catalog's Block Storage endpoints point at the VIP, as in the HA guide: the
+        # volume and scheduler monitors find cinder-api's os-services there.
+        self.stack = OpenStack(
+            root=self._stack_root, venv=self.stack_venv, host=SVC_IP, netns=SVC_NS, endpoint_host=VIP
+        )
         # One cinder.conf for both nodes: the API listens on every address of its node, and
         # reaches Keystone and RabbitMQ at 10.213.0.100.
         self.stack.write_cinder_conf(osapi_volume_listen="0.0.0.0")
@@ -511,9 +549,12 @@ class Deployment:
         self._stack_future = self._svc.submit(self.stack.start)
 
     def _boot_cluster(self) -> None:
-        self._cluster_root = Path(tempfile.mkdtemp(prefix="cocf-cluster2-", dir=self.state_dir))
-        self.say("Meanwhile booting two cluster nodes, node1 and node2: Corosync + Pacemaker.")
-        self.cluster = Cluster(self._cluster_root, nodes=2, network=self.network, keep_state=self.keep).up()
+        self._cluster_root = Path(tempfile.mkdtemp(prefix=f"cocf-cluster{self.nodes}-", dir=self.state_dir))
+        names = ", ".join(f"node{i}" for i in range(1, self.nodes + 1))
+        self.say(f"Meanwhile booting {self.nodes} cluster node(s), {names}: Corosync + Pacemaker.")
+        self.cluster = Cluster(
+            self._cluster_root, nodes=self.nodes, network=self.network, keep_state=self.keep
+        ).up()
         self.timings.record("cluster_up_s", self.cluster.timings["up"], "two nodes online with a DC")
         nodes = ", ".join(f"{n} ({node_ip(n)})" for n in self.cluster.nodes)
         self.say(f"Cluster formed in {self.cluster.timings['up']:.1f} s: {nodes} online.")
@@ -557,26 +598,32 @@ class Deployment:
             self._created_provider_dir = False
         return problems
 
-    def _configure(self) -> None:
+    def plan(self) -> ClusterPlan:
+        """The configuration applied: what `cinder-ocf cluster-config` prints for it."""
         assert self.stack is not None
+        return ClusterPlan(
+            str(self.stack.cinder_conf),
+            [s.agent for s in self.services],
+            vip=VIP,
+            cidr_netmask=24,
+            monitor_interval_s=MONITOR_INTERVAL_S,
+            monitor_timeout_s=MONITOR_TIMEOUT_S,
+            params={s.agent: s.resource_params(self.stack) for s in self.services},
+        )
+
+    def _configure(self) -> None:
         start = time.monotonic()
-        for svc in self.services:
-            self.say("$ " + " ".join(svc.pcs_create(self.stack)))
-            self.pcs(*svc.pcs_create(self.stack)[1:])
-        # The VIP starts once its constraints exist: created disabled, then enabled.
-        vip = [
-            "resource", "create", VIP_RESOURCE, "ocf:heartbeat:IPaddr2", f"ip={VIP}", "cidr_netmask=24",
-            "op", "monitor", "interval=5s",
-        ]  # fmt: skip
-        for argv in (
-            [*vip, "--disabled"],
-            ["constraint", "colocation", "add", VIP_RESOURCE, "with", API.id],
-            ["constraint", "order", "start", API.id, "then", VIP_RESOURCE],
-            ["resource", "enable", VIP_RESOURCE],
-        ):
-            self.say("$ pcs " + " ".join(argv))
-            self.pcs(*argv)
-        self.wait_started(timeout=180)
+        if self.tool == "crm":
+            text = crm_configuration(self.plan())
+            self.say("$ crm configure load update -   <<\n" + text)
+            self.c.on(
+                self.c.running_nodes[0], "crm", "configure", "load", "update", "-", input=text, timeout=120
+            )
+        else:
+            for argv in pcs_commands(self.plan()):
+                self.say("$ " + shlex.join(argv))
+                self.pcs(*argv[1:])
+        self.wait_started(timeout=240)
         took = self.timings.record(
             "resources_started_s", time.monotonic() - start, "pcs resource create -> everything Started"
         )
@@ -603,12 +650,20 @@ class Deployment:
         start = time.monotonic()
         try:
             for svc in self.services:
-                self.c.wait_resource(svc.id, self.c.nodes if svc.clone else None, timeout=timeout)
-            self.c.wait_resource(VIP_RESOURCE, timeout=timeout)
+                self.c.wait_resource(
+                    self.resource_id(svc), self.c.nodes if svc.clone else None, timeout=timeout
+                )
+            self.c.wait_resource(self.resource_id(None), timeout=timeout)
         except HarnessError as err:
             raise HarnessError(f"{err}\n{self.crm_mon()}") from err  # with the exit reasons
         self.c.settle(timeout)
         return time.monotonic() - start
+
+    def resource_id(self, svc: Optional[ServiceResource]) -> str:
+        """The id crm_mon shows for a service (None: the VIP), as this deployment named it."""
+        if self.tool == "crm":
+            return f"p_{VIP_ID}" if svc is None else (f"cl_{svc.agent}" if svc.clone else f"p_{svc.agent}")
+        return VIP_ID if svc is None else svc.id
 
     def vip_node(self) -> str:
         (node,) = self.c.resource_nodes(VIP_RESOURCE)
@@ -703,7 +758,7 @@ class Deployment:
             detected = self.timings.record(
                 "kill_detected_s", time.monotonic() - t0, f"SIGKILL -> monitor reports {agent} failed"
             )
-            self.say(f"+{detected:.1f} s: the monitor (every {svc.monitor_interval_s} s) found it dead.")
+            self.say(f"+{detected:.1f} s: the monitor (every {MONITOR_INTERVAL_S} s) found it dead.")
             outage_began = direct.first_failure(t0)
             answer = direct.wait_answers(outage_began.sent if outage_began else t0, count=1, timeout=120)
             recovered = self.timings.record(
@@ -735,6 +790,7 @@ class Deployment:
         """Standby of the VIP's node: the VIP moves while a client keeps calling it."""
         source = self.vip_node()
         target = self.other_node(source)
+        volume_before = self.c.resource_nodes(VOLUME.id) if VOLUME in self.services else []
         with Poller(api_url(VIP)) as client:
             client.wait_answers(0, count=5)
             self.say(f"A client in {CLIENT_NS} calls GET {api_url(VIP)} every 0.1 s.")
@@ -755,6 +811,12 @@ class Deployment:
             f"{gap.slowest:.2f} s ({gap.failed} of the client's requests failed, {gap.answered} answered)."
         )
         self.c.wait_resource(API.id, [target], timeout=120)
+        volume_after = []
+        if volume_before:
+            self.c.wait_resource(VOLUME.id, [target], timeout=180)
+            volume_after = self.c.resource_nodes(VOLUME.id)
+            moved_too = "moved with it" if volume_before != volume_after else "stayed"
+            self.say(f"cinder-volume ran on {volume_before[0]}: it {moved_too}; now on {volume_after[0]}.")
         self.say(f"$ pcs node unstandby {source}")
         t1 = time.monotonic()
         self.pcs("node", "unstandby", source, via=target)
@@ -768,15 +830,15 @@ class Deployment:
             f"+{rejoined:.1f} s: {source} runs {API.agent} again; the VIP stays on {', '.join(vip_after)} "
             f"(resource stickiness)."
         )
-        return StandbyResult(source, target, moved, gap, rejoined, vip_after)
+        return StandbyResult(source, target, moved, gap, rejoined, vip_after, volume_before, volume_after)
 
     def keystone_outage(self, seconds: Optional[float] = None) -> OutageResult:
         """Keystone down for two monitor intervals: cinder-api must be left alone."""
         assert self.stack is not None and self._svc is not None
-        seconds = seconds if seconds is not None else 2 * API.monitor_interval_s + 2
+        seconds = seconds if seconds is not None else 2 * MONITOR_INTERVAL_S + 2
         # Every monitor must have been through Keystone once (a token cached) before it goes:
         # a resource restarted just before (unstandby) may not have one yet.
-        wait_for(self._tokens_cached, 3 * API.monitor_interval_s + 10, "a cached token on every node")
+        wait_for(self._tokens_cached, 3 * MONITOR_INTERVAL_S + 10, "a cached token on every node")
         fails_before = self.fail_counts()
         ops_before = self.last_operations()
         log_offsets = {n: _size(self.agent_log(n)) for n in self.c.nodes}
@@ -790,7 +852,7 @@ class Deployment:
             deleted[node] = out.split()
         self.say(f"Deleted the monitors' cached tokens ({sum(map(len, deleted.values()))} files).")
         api_status = {n: client_get(api_url(node_ip(n))) for n in self.c.nodes}
-        self.say(f"Waiting {seconds:g} s: {seconds / API.monitor_interval_s:.1f} monitor intervals.")
+        self.say(f"Waiting {seconds:g} s: {seconds / MONITOR_INTERVAL_S:.1f} monitor intervals.")
         time.sleep(max(0.0, seconds - (time.monotonic() - t0)))
         warnings = {n: _keystone_lines(self.agent_log(n), log_offsets[n]) for n in self.c.nodes}
         fails_after = self.fail_counts()
@@ -800,7 +862,7 @@ class Deployment:
         outage = self.timings.record("keystone_outage_s", time.monotonic() - t0, "Keystone stopped")
         t1 = time.monotonic()
 
-        wait_for(self._tokens_cached, 4 * API.monitor_interval_s + 10, "every monitor to cache a new token")
+        wait_for(self._tokens_cached, 4 * MONITOR_INTERVAL_S + 10, "every monitor to cache a new token")
         token_renewed = self.timings.record(
             "keystone_token_renewed_s", time.monotonic() - t1, "Keystone back -> every monitor has a token"
         )
@@ -817,6 +879,181 @@ class Deployment:
             api_status=api_status,
             token_renewed_s=token_renewed,
         )
+
+    def volume_node(self) -> str:
+        (node,) = self.c.resource_nodes(VOLUME.id)
+        return node
+
+    def volume_hosts(self) -> List[str]:
+        """The os-services hosts of cinder-volume: the shared host, one per backend."""
+        assert self.stack is not None
+        return [f"{self.stack.cinder_host}@{backend}" for backend in ("fake1", "fake2")]
+
+    def os_services(self, binary: str) -> Dict[str, Tuple[str, float]]:
+        """host -> (state, updated_at as epoch seconds), from cinder-api through the VIP."""
+        assert self.stack is not None and self._svc is not None
+        rows = self._svc.submit(self.stack.os_services, binary).result()
+        return {row["host"]: (row["state"], _epoch(row.get("updated_at"))) for row in rows}
+
+    def _volume_up_since(self, since: float) -> Optional[Dict[str, str]]:
+        """Every backend's row up and updated after `since` (epoch), or None (also while the
+        API is unreachable)."""
+        try:
+            rows = self.os_services("cinder-volume")
+        except Exception:  # the VIP moving, cinder-api restarting: asked again
+            return None
+        fresh = {h: rows[h][0] for h in self.volume_hosts() if h in rows and rows[h][1] > since}
+        if len(fresh) == len(self.volume_hosts()) and set(fresh.values()) == {"up"}:
+            return fresh
+        return None
+
+    def _children(self, node: str, leader: int) -> List[int]:
+        rows = self.c.on(node, "ps", "-e", "-o", "pid=,ppid=,stat=").stdout.splitlines()
+        return [int(p) for p, pp, st in (r.split() for r in rows) if int(pp) == leader and st[0] != "Z"]
+
+    def _new_leader(self, node: str, old: int) -> bool:
+        """cinder-volume Started on node again, by a process other than old."""
+        if self.c.resource_nodes(VOLUME.id) != [node]:
+            return False
+        try:
+            pid_file = self.pid_file(node, VOLUME.agent)
+        except HarnessError:  # between its stop and its start
+            return False
+        found = self.c.on(node, "cat", pid_file, check=False).stdout.split()
+        return bool(found) and found[0] != str(old)
+
+    def freeze_volume_backend(self) -> VolumeFailure:
+        """SIGSTOP of one cinder-volume backend process: alive, connected, silent.  Only its
+        heartbeat in os-services can tell; Pacemaker then restarts cinder-volume."""
+        node = self.volume_node()
+        leader = int(self.c.on(node, "cat", self.pid_file(node, VOLUME.agent)).stdout.split()[0])
+        victim = self._children(node, leader)[0]
+        self.say(
+            f"kill -STOP {victim}: one cinder-volume backend process on {node} freezes. Its "
+            f"process is there and its AMQP connection open; only its heartbeat stops."
+        )
+        t0 = time.monotonic()
+        self.c.on(node, "kill", "-STOP", str(victim))
+        try:
+            wait_for(lambda: self.c.fail_count(VOLUME.agent, node) >= 1, 120, "the frozen backend noticed")
+            detected = self.timings.record(
+                "volume_freeze_detected_s", time.monotonic() - t0, "SIGSTOP of a backend -> monitor failure"
+            )
+            reason = _failure_line(self.crm_mon(), VOLUME.agent)
+            self.say(f"+{detected:.1f} s: the monitor failed it: {reason}")
+            wait_for(lambda: self._new_leader(node, leader), 180, "a new cinder-volume started")
+            restarted = time.time()
+            services = wait_for(lambda: self._volume_up_since(restarted), 120, "cinder-volume up again")
+        finally:
+            # Pacemaker's stop ends the frozen process (SIGTERM, then SIGCONT): if it is still
+            # there, the scenario failed before that, and it must not stay frozen.
+            self.c.on(node, "kill", "-CONT", str(victim), check=False)
+        self.c.wait_resource(VOLUME.id, timeout=120)
+        recovered = self.timings.record(
+            "volume_freeze_recovered_s", time.monotonic() - t0, "SIGSTOP -> cinder-volume restarted, rows up"
+        )
+        self.say(f"+{recovered:.1f} s: Pacemaker restarted cinder-volume; os-services: {services}.")
+        self.c.settle()
+        return VolumeFailure(
+            node, victim, detected, recovered, self.c.fail_count(VOLUME.agent, node), reason, services
+        )
+
+    def standby_volume_node(self) -> VolumeMove:
+        """Standby of cinder-volume's node: it moves, and is the same service in os-services."""
+        source = self.volume_node()
+        target = self.other_node(source)
+        self.say(f"$ pcs node standby {source}   (cinder-volume runs there)")
+        t0 = time.monotonic()
+        self.pcs("node", "standby", source, via=target)
+        self.c.wait_resource(VOLUME.id, [target], timeout=180, via=target)
+        moved = self.timings.record(
+            "volume_standby_moved_s", time.monotonic() - t0, f"standby -> cinder-volume Started on {target}"
+        )
+        wall = time.time()  # the old instance has stopped: a row updated from now on is the new one's
+        services = wait_for(
+            lambda: self._volume_up_since(wall), 120, "cinder-volume rows up from the new node"
+        )
+        up = self.timings.record(
+            "volume_standby_up_s", time.monotonic() - t0, "standby -> os-services rows up, from the new node"
+        )
+        self.say(f"+{moved:.1f} s: cinder-volume runs on {target}; +{up:.1f} s: os-services {services}.")
+        self.say(f"$ pcs node unstandby {source}")
+        self.pcs("node", "unstandby", source, via=target)
+        self.wait_started()
+        return VolumeMove(source, target, moved, up, services)
+
+    def crash_volume_node(self) -> VolumeMove:
+        """Power cut of cinder-volume's node (its PID namespace killed); the survivor takes over."""
+        source = self.volume_node()
+        target = self.other_node(source)
+        with Poller(api_url(VIP)) as client:
+            client.wait_answers(0, count=3)
+            self.say(f"Power cut of {source}: its PID 1 gets SIGKILL, and with it every process there.")
+            t0, wall = time.monotonic(), time.time()  # the old instance dies with its node
+            self.c.crash(source)
+            self.c.wait_resource(VOLUME.id, [target], timeout=180, via=target)
+            moved = self.timings.record(
+                "volume_crash_moved_s", time.monotonic() - t0, f"crash -> cinder-volume Started on {target}"
+            )
+            services = wait_for(
+                lambda: self._volume_up_since(wall), 120, "cinder-volume rows up on the survivor"
+            )
+            up = self.timings.record(
+                "volume_crash_up_s", time.monotonic() - t0, "crash -> os-services rows up, from the survivor"
+            )
+            client.wait_answers(time.monotonic(), count=5, timeout=120)
+            gap = client.longest_gap(t0, time.monotonic())
+        self.timings.record(
+            "volume_crash_vip_unreachable_s", gap.seconds, "meanwhile, VIP answered no request"
+        )
+        self.say(
+            f"+{moved:.1f} s: cinder-volume runs on {target}; +{up:.1f} s: os-services {services}; "
+            f"the VIP answered no request for at most {gap.seconds:.2f} s."
+        )
+        return VolumeMove(source, target, moved, up, services, gap)
+
+    def rabbitmq_outage(self, seconds: Optional[float] = None) -> OutageResult:
+        """RabbitMQ down for two monitor intervals: nothing may be restarted."""
+        assert self.stack is not None and self._svc is not None
+        seconds = seconds if seconds is not None else 2 * MONITOR_INTERVAL_S + 2
+        fails_before = self.fail_counts()
+        ops_before = self.last_operations()
+        log_offsets = {n: _size(self.agent_log(n)) for n in self.c.running_nodes}
+        self.say("Stopping RabbitMQ.")
+        self.stack.stop_rabbitmq()
+        t0 = time.monotonic()
+        api_status = {n: client_get(api_url(node_ip(n))) for n in self.c.running_nodes}
+        self.say(f"Waiting {seconds:g} s: {seconds / MONITOR_INTERVAL_S:.1f} monitor intervals.")
+        time.sleep(max(0.0, seconds - (time.monotonic() - t0)))
+        self.say("Starting RabbitMQ again.")
+        self._svc.submit(self.stack.start_rabbitmq).result()
+        outage = self.timings.record("rabbitmq_outage_s", time.monotonic() - t0, "RabbitMQ stopped")
+        t1 = time.monotonic()
+        # oslo.messaging retries with a growing pause (up to 31 s): wait until no monitor
+        # warns about the broker for two intervals, while nothing may be restarted.
+        wait_for(lambda: self._quiet_since(log_offsets, "AMQP", 2 * MONITOR_INTERVAL_S), 150,
+                 "every service reconnected to RabbitMQ")  # fmt: skip
+        self.timings.record(
+            "rabbitmq_reconnected_s", time.monotonic() - t1, "RabbitMQ back -> no monitor warns of it"
+        )
+        warnings = {n: _warnings(self.agent_log(n), log_offsets[n], "AMQP") for n in self.c.running_nodes}
+        return OutageResult(
+            seconds=outage, tokens_deleted={}, fail_counts_before=fails_before,
+            fail_counts_after=self.fail_counts(), operations_before=ops_before,
+            operations_after=self.last_operations(), warnings=warnings, api_status=api_status,
+            token_renewed_s=0.0,
+        )  # fmt: skip
+
+    def _quiet_since(self, offsets: Dict[str, int], word: str, seconds: float) -> bool:
+        """No warning containing word in any node's log for the last `seconds`."""
+        cutoff = time.time() - seconds
+        for node in self.c.running_nodes:
+            for line in _warnings(self.agent_log(node), offsets[node], word):
+                stamp = _log_time(line)
+                if stamp is None or stamp >= cutoff:
+                    return False
+        # and at least one warning was there to go quiet after (the outage was seen)
+        return any(_warnings(self.agent_log(n), offsets[n], word) for n in self.c.running_nodes)
 
     def _tokens_cached(self) -> bool:
         return all(self.c.on(n, "find", HA_RSCTMP, "-name", "*.token").stdout.strip() for n in self.c.nodes)
@@ -879,12 +1116,39 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _keystone_lines(path: Path, offset: int) -> List[str]:
-    """Warnings about Keystone written to a log after offset."""
+def _warnings(path: Path, offset: int, word: str) -> List[str]:
+    """Warnings containing word written to a log after offset."""
     try:
         with path.open("rb") as handle:
             handle.seek(offset)
             text = handle.read().decode(errors="replace")
     except OSError:
         return []
-    return [line for line in text.splitlines() if "Keystone" in line and "WARN" in line.upper()]
+    return [line for line in text.splitlines() if word in line and "WARN" in line.upper()]
+
+
+def _keystone_lines(path: Path, offset: int) -> List[str]:
+    return _warnings(path, offset, "Keystone")
+
+
+def _log_time(line: str) -> Optional[float]:
+    """The epoch time of a pacemaker.log line ("Nov 26 06:40:01 node1 ..."), this year."""
+    try:
+        moment = time.strptime(f"{time.localtime().tm_year} {line[:15]}", "%Y %b %d %H:%M:%S")
+    except ValueError:
+        return None
+    return time.mktime(moment)
+
+
+def _epoch(stamp: object) -> float:
+    """os-services' updated_at (UTC, no zone) as epoch seconds; 0 when absent."""
+    if not isinstance(stamp, str):
+        return 0.0
+    moment = datetime.fromisoformat(stamp.rstrip("Z"))
+    return moment.replace(tzinfo=timezone.utc).timestamp()
+
+
+def _failure_line(crm_mon: str, agent: str) -> str:
+    """The failed action of agent, as crm_mon lists it (with the agent's exit reason)."""
+    lines = [line.strip() for line in crm_mon.splitlines() if agent in line and "monitor" in line]
+    return lines[-1] if lines else "(no failed action listed)"

@@ -1,12 +1,14 @@
-"""ocf:openstack:cinder-api in a real two-node Pacemaker cluster, with real Keystone and RabbitMQ.
+"""The cinder agents in a real two-node Pacemaker cluster, with real Keystone and RabbitMQ.
 
-cinder-api runs as a clone on both nodes behind an IPaddr2 VIP, configured with pcs as the
-OpenStack HA guide does; the monitor's credentials come from cinder.conf, so no password is
-on any command line or in the CIB.  The scenarios run in order on one deployment (see
-scenario.py): everything started; a SIGKILLed cinder-api restarted where it ran; standby of
-the VIP's node while a client keeps calling; a Keystone outage that must restart nothing;
-the cluster stopped with nothing left.  Every duration is printed and written to
-benchmarks/cluster-results.json.
+cinder-api and cinder-scheduler run as clones on both nodes, cinder-volume once, behind an
+IPaddr2 VIP, configured with the pcs commands of `cinder-ocf cluster-config` (the OpenStack
+HA guide's orders and colocations); the monitors' credentials come from cinder.conf, so no
+password is on any command line or in the CIB.  The scenarios run in order on one deployment
+(see scenario.py): everything started; a SIGKILLed cinder-api restarted where it ran; a
+frozen cinder-volume backend found through its heartbeat and restarted; standby of the VIP's
+node while a client keeps calling; standby of cinder-volume's node; Keystone and RabbitMQ
+outages that must restart nothing; a power cut of cinder-volume's node; the cluster stopped
+with nothing left.  Every duration is printed and written to benchmarks/cluster-results.json.
 """
 
 from __future__ import annotations
@@ -19,13 +21,21 @@ import pytest
 
 from .conftest import _check_nothing_left, _ours
 from .harness import VIP, netns_list
-from .scenario import API, VIP_RESOURCE, Deployment, stack_venv_for_nodes
+from .scenario import (
+    API,
+    MONITOR_INTERVAL_S,
+    SCHEDULER,
+    VIP_RESOURCE,
+    VOLUME,
+    Deployment,
+    stack_venv_for_nodes,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "cluster-results.json"
 
 # Bounds that fail the test only when something is really wrong, not when the machine is slow.
-DETECT_BOUND_S = 3 * API.monitor_interval_s + 5  # a failed monitor, seen within ~one interval
+DETECT_BOUND_S = 3 * MONITOR_INTERVAL_S + 5  # a failed monitor, seen within ~one interval
 RECOVER_BOUND_S = 90.0  # + stop and start of cinder-api on 2 cores
 MOVE_BOUND_S = 60.0
 
@@ -63,8 +73,17 @@ def test_everything_started_and_the_api_answers_everywhere(deployment: Deploymen
     print("\n" + deployment.crm_mon())
     assert cluster.resource_role(API.id) == "Started"
     assert cluster.resource_nodes(API.id) == ["node1", "node2"]
+    assert cluster.resource_nodes(SCHEDULER.id) == ["node1", "node2"]
+    assert len(cluster.resource_nodes(VOLUME.id)) == 1
     assert cluster.resource_role(VIP_RESOURCE) == "Started"
     assert len(cluster.resource_nodes(VIP_RESOURCE)) == 1
+    # Both schedulers and both backends report as the one shared service host.
+    volumes = deployment.os_services("cinder-volume")
+    assert {host: state for host, (state, _) in volumes.items()} == dict.fromkeys(
+        deployment.volume_hosts(), "up"
+    )
+    schedulers = deployment.os_services("cinder-scheduler")
+    assert [state for state, _ in schedulers.values()] == ["up"], schedulers
     answers = deployment.check_answers()
     assert answers == {"VIP": "300", "node1": "300", "node2": "300"}
     # the VIP is on one node only
@@ -108,6 +127,22 @@ def test_sigkill_is_detected_and_restarted_on_the_same_node(deployment: Deployme
     assert all(count == 0 for count in deployment.fail_counts().values())
 
 
+def test_a_frozen_volume_backend_is_found_by_its_heartbeat_and_restarted(deployment: Deployment) -> None:
+    result = deployment.freeze_volume_backend()
+    _report(
+        f"SIGSTOP of a cinder-volume backend on {result.node} -> monitor failure recorded", result.detected_s
+    )
+    _report("SIGSTOP -> cinder-volume restarted and its os-services rows up", result.recovered_s)
+
+    assert result.fail_count == 1
+    assert "down in os-services" in result.reason, result.reason
+    assert result.services == dict.fromkeys(deployment.volume_hosts(), "up")
+    assert deployment.volume_node() == result.node, "restarted where it ran (no migration-threshold)"
+    assert result.frozen_pid not in deployment.daemon_pids(result.node, VOLUME.agent)
+    deployment.cleanup(VOLUME.agent)
+    assert all(count == 0 for count in deployment.fail_counts().values())
+
+
 def test_standby_moves_the_vip_while_a_client_keeps_calling(deployment: Deployment) -> None:
     cluster = deployment.c
     result = deployment.standby_move()
@@ -125,6 +160,21 @@ def test_standby_moves_the_vip_while_a_client_keeps_calling(deployment: Deployme
     assert deployment.check_answers() == {"VIP": "300", "node1": "300", "node2": "300"}
 
 
+def test_standby_moves_cinder_volume_and_it_stays_the_same_service(deployment: Deployment) -> None:
+    cluster = deployment.c
+    result = deployment.standby_volume_node()
+    _report(
+        f"pcs node standby {result.from_node} -> cinder-volume Started on {result.to_node}", result.moved_s
+    )
+    _report("standby -> cinder-volume's os-services rows up again", result.up_s)
+
+    assert result.moved_s < MOVE_BOUND_S
+    assert result.services == dict.fromkeys(deployment.volume_hosts(), "up")
+    assert deployment.volume_node() == result.to_node, "resource stickiness keeps it after unstandby"
+    assert cluster.resource_nodes(SCHEDULER.id) == ["node1", "node2"]
+    assert all(count == 0 for count in deployment.fail_counts().values())
+
+
 def test_keystone_outage_restarts_nothing_and_the_log_says_why(deployment: Deployment) -> None:
     result = deployment.keystone_outage()
     _report("Keystone stopped", result.seconds)
@@ -139,6 +189,37 @@ def test_keystone_outage_restarts_nothing_and_the_log_says_why(deployment: Deplo
     for node, lines in result.warnings.items():
         assert lines, f"no warning about Keystone in {deployment.agent_log(node)}"
         print(f"\n[{node}] {lines[-1]}")
+    assert deployment.check_answers()["VIP"] == "300"
+
+
+def test_rabbitmq_outage_restarts_nothing_and_the_log_says_why(deployment: Deployment) -> None:
+    result = deployment.rabbitmq_outage()
+    _report("RabbitMQ stopped", result.seconds)
+    _report(
+        "RabbitMQ back -> no monitor warns about it",
+        deployment.timings.entries["rabbitmq_reconnected_s"].seconds,
+    )
+
+    assert result.api_status == {"node1": "300", "node2": "300"}
+    assert result.fail_counts_after == result.fail_counts_before
+    assert all(count == 0 for count in result.fail_counts_after.values())
+    assert result.operations_after == result.operations_before, "a resource was started or stopped"
+    said = [line for lines in result.warnings.values() for line in lines]
+    assert any("an outage of a dependency" in line for line in said), said[-5:]
+    print(f"\n[log] {said[-1]}")
+
+
+def test_a_power_cut_of_cinder_volume_node_moves_it_to_the_survivor(deployment: Deployment) -> None:
+    result = deployment.crash_volume_node()
+    assert result.vip_gap is not None
+    _report(f"power cut of {result.from_node} -> cinder-volume Started on {result.to_node}", result.moved_s)
+    _report("power cut -> cinder-volume's os-services rows up from the survivor", result.up_s)
+    _report("meanwhile, longest time the VIP answered no request", result.vip_gap.seconds)
+
+    assert result.moved_s < MOVE_BOUND_S
+    assert result.services == dict.fromkeys(deployment.volume_hosts(), "up")
+    assert deployment.c.running_nodes == [result.to_node]
+    assert deployment.c.resource_nodes(API.id) == [result.to_node]
     assert deployment.check_answers()["VIP"] == "300"
 
 

@@ -1,0 +1,188 @@
+"""The OpenStack HA guide's Pacemaker configuration for cinder, with these agents in place of
+the systemd units: pcs commands and the crm shell's configuration, from one plan.
+
+Exports: ClusterPlan, pcs_commands, crm_configuration, shell_lines, config_notes, SERVICE_ORDER.
+
+The shape (the guide's): cinder-api and cinder-scheduler run everywhere as interleaved
+clones, cinder-volume (and cinder-backup) as one instance; the scheduler starts after the
+API and runs where it runs, cinder-volume after the scheduler and with it; the virtual IP
+runs with an API instance and after it.  The RPC services share one service host
+(cinder.conf [DEFAULT] host), so that a volume service moved to another node is the same
+row of os-services.
+
+pcs 0.10 and later (RHEL 8/9, Debian 11/12) want `clone interleave=true`, not the guide's
+`--clone interleave=true`.  No password ever goes into a command: pcs shows resource
+parameters to anyone who can read the CIB, so credentials come from cinder.conf or os_cloud.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+SERVICE_ORDER = ("cinder-api", "cinder-scheduler", "cinder-volume", "cinder-backup")
+CLONED = ("cinder-api", "cinder-scheduler")
+VIP_ID = "vip"
+# Each service after (and with) the one it needs: what the HA guide orders and colocates.
+DEPENDS_ON = {"cinder-scheduler": "cinder-api", "cinder-volume": "cinder-scheduler",
+              "cinder-backup": "cinder-scheduler"}  # fmt: skip
+SECRET_PARAMETERS = ("os_password", "os_application_credential_secret")
+
+
+class ClusterPlan:
+    """What to configure: which services, with which parameters, behind which VIP."""
+
+    def __init__(
+        self,
+        config: str,
+        services: Sequence[str] = SERVICE_ORDER[:3],
+        vip: str = "",
+        cidr_netmask: int = 24,
+        monitor_interval_s: int = 10,
+        monitor_timeout_s: int = 30,
+        params: Optional[Mapping[str, Mapping[str, str]]] = None,
+    ) -> None:
+        unknown = [s for s in services if s not in SERVICE_ORDER]
+        if unknown:
+            raise ValueError(f"unknown services {unknown}: choose from {', '.join(SERVICE_ORDER)}")
+        if "cinder-api" not in services and (vip or any(DEPENDS_ON.get(s) == "cinder-api" for s in services)):
+            raise ValueError("the VIP and cinder-scheduler go with cinder-api: include it")
+        secrets = [f"{s}: {p}" for s, ps in (params or {}).items() for p in ps if p in SECRET_PARAMETERS]
+        if secrets:
+            raise ValueError(
+                f"no secret on a command line or in the CIB ({', '.join(secrets)}): put the "
+                f"credentials in cinder.conf [keystone_authtoken] or a clouds.yaml (os_cloud)"
+            )
+        self.config = config
+        self.services = [s for s in SERVICE_ORDER if s in services]
+        self.vip = vip
+        self.cidr_netmask = cidr_netmask
+        self.monitor_interval_s = monitor_interval_s
+        self.monitor_timeout_s = monitor_timeout_s
+        self.params: Dict[str, Dict[str, str]] = {s: dict((params or {}).get(s, {})) for s in self.services}
+
+    @staticmethod
+    def resource_id(service: str) -> str:
+        """What constraints name: the clone of a cloned service, else the primitive."""
+        return f"{service}-clone" if service in CLONED else service
+
+    def resource_params(self, service: str) -> List[Tuple[str, str]]:
+        return [("config", self.config), *sorted(self.params[service].items())]
+
+    def dependencies(self) -> List[Tuple[str, str]]:
+        """(service, what it starts after and runs with), in start order."""
+        return [(s, DEPENDS_ON[s]) for s in self.services if DEPENDS_ON.get(s) in self.services]
+
+
+def pcs_commands(plan: ClusterPlan) -> List[List[str]]:
+    """The pcs commands, in order, as argument lists.
+
+    Everything but cinder-api is created disabled and enabled once its constraints exist, so
+    that no service starts before what it needs, or on a node it must not run on.
+    """
+    interval, timeout = f"interval={plan.monitor_interval_s}s", f"timeout={plan.monitor_timeout_s}s"
+    commands = []
+    later = []
+    for service in plan.services:
+        argv = ["pcs", "resource", "create", service, f"ocf:openstack:{service}"]
+        argv += [f"{name}={value}" for name, value in plan.resource_params(service)]
+        argv += ["op", "monitor", interval, timeout]
+        if service in CLONED:
+            argv += ["clone", "interleave=true"]
+        if service != "cinder-api":
+            argv.append("--disabled")
+            later.append(service)
+        commands.append(argv)
+    for service, needed in plan.dependencies():
+        first, then = plan.resource_id(needed), plan.resource_id(service)
+        commands.append(["pcs", "constraint", "order", "start", first, "then", then])
+        commands.append(["pcs", "constraint", "colocation", "add", then, "with", first])
+    if plan.vip:
+        commands.append([
+            "pcs", "resource", "create", VIP_ID, "ocf:heartbeat:IPaddr2", f"ip={plan.vip}",
+            f"cidr_netmask={plan.cidr_netmask}", "op", "monitor", interval, "--disabled",
+        ])  # fmt: skip
+        api = plan.resource_id("cinder-api")
+        commands.append(["pcs", "constraint", "order", "start", api, "then", VIP_ID])
+        commands.append(["pcs", "constraint", "colocation", "add", VIP_ID, "with", api])
+        later.append(VIP_ID)
+    if later:
+        commands.append(["pcs", "resource", "enable", *later])
+    return commands
+
+
+def crm_configuration(plan: ClusterPlan) -> str:
+    """The same configuration for `crm configure load update FILE` (crmsh)."""
+    interval, timeout = f"interval={plan.monitor_interval_s}s", f"timeout={plan.monitor_timeout_s}s"
+    names = {s: f"p_{s}" for s in plan.services}
+    names.update({s: f"cl_{s}" for s in plan.services if s in CLONED})
+    lines = []
+    for service in plan.services:
+        params = " ".join(f"{name}={_crm_quote(value)}" for name, value in plan.resource_params(service))
+        lines.append(
+            f"primitive p_{service} ocf:openstack:{service} \\\n"
+            f"    params {params} \\\n"
+            f"    op monitor {interval} {timeout}"
+        )
+    for service in plan.services:
+        if service in CLONED:
+            lines.append(f"clone cl_{service} p_{service} \\\n    meta interleave=true")
+    for service, needed in plan.dependencies():
+        lines.append(f"order o_{needed}_before_{service} Mandatory: {names[needed]} {names[service]}")
+        lines.append(f"colocation c_{service}_with_{needed} inf: {names[service]} {names[needed]}")
+    if plan.vip:
+        api = names["cinder-api"]
+        lines.append(
+            f"primitive p_{VIP_ID} ocf:heartbeat:IPaddr2 \\\n"
+            f"    params ip={plan.vip} cidr_netmask={plan.cidr_netmask} \\\n"
+            f"    op monitor {interval}"
+        )
+        lines.append(f"order o_cinder-api_before_{VIP_ID} Mandatory: {api} p_{VIP_ID}")
+        lines.append(f"colocation c_{VIP_ID}_with_cinder-api inf: p_{VIP_ID} {api}")
+    return "\n".join(lines) + "\n"
+
+
+def _crm_quote(value: str) -> str:
+    if value and all(c.isalnum() or c in "/._-:@,+" for c in value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def shell_lines(commands: Sequence[Sequence[str]]) -> str:
+    """The commands as a person would type them."""
+    return "".join(shlex.join(argv) + "\n" for argv in commands)
+
+
+def config_notes(plan: ClusterPlan) -> List[str]:
+    """What in cinder.conf would make this configuration fail, for the operator to fix first."""
+    from cinder_ocf.config import ConfigProblem, load_config  # noqa: PLC0415 - oslo.config: slow
+
+    try:
+        config = load_config([plan.config])
+    except ConfigProblem as err:
+        return [f"cannot read {plan.config}: {err.reason}"]
+    notes = []
+    rpc = [s for s in plan.services if s != "cinder-api"]
+    if rpc and not config.host:
+        notes.append(
+            f"[DEFAULT] host is not set: {', '.join(rpc)} would register under each node's own "
+            f"name, and a service moved to another node would be a different (down) service. "
+            f"Set the same host on every node (e.g. host = cinder-cluster)."
+        )
+    if "cinder-volume" in plan.services and not config.enabled_backends:
+        notes.append("[DEFAULT] enabled_backends is empty: cinder-volume would not start")
+    section = config.keystone_authtoken
+    keystone = section.auth_url or section.www_authenticate_uri
+    has_password = section.username and section.password and keystone
+    has_app_credential = section.application_credential_id and section.application_credential_secret
+    cloud = any("os_cloud" in plan.params[s] for s in plan.services)
+    if not (has_password or has_app_credential or cloud):
+        notes.append(
+            "[keystone_authtoken] has no usable credentials and no os_cloud is given: the "
+            "monitors check processes and connections only, not the API's answers or the "
+            "services' heartbeats"
+        )
+    return notes

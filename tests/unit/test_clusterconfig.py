@@ -1,0 +1,93 @@
+"""cinder-ocf cluster-config: the HA guide's configuration, as pcs commands and crm configuration.
+
+The cluster tests (tests/cluster) apply exactly these commands to a real cluster; here, their
+shape and the refusals.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cinder_ocf.clusterconfig import ClusterPlan, crm_configuration, pcs_commands
+
+
+def cli(*args: str) -> "subprocess.CompletedProcess[str]":
+    return subprocess.run(
+        [sys.executable, "-m", "cinder_ocf.cli", "cluster-config", *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_pcs_commands_follow_the_ha_guide_in_pcs_0_11_syntax() -> None:
+    plan = ClusterPlan("/etc/cinder/cinder.conf", vip="192.0.2.10",
+                       params={"cinder-volume": {"start_grace": "120"}})  # fmt: skip
+    commands = [" ".join(argv) for argv in pcs_commands(plan)]
+    api, scheduler, volume = commands[:3]
+    assert api.startswith("pcs resource create cinder-api ocf:openstack:cinder-api config=/etc/cinder/")
+    assert api.endswith("op monitor interval=10s timeout=30s clone interleave=true")
+    assert "--clone" not in " ".join(commands), "pcs 0.11 rejects the guide's --clone"
+    assert scheduler.endswith("clone interleave=true --disabled")
+    assert "start_grace=120" in volume and "clone" not in volume
+    order = commands.index
+    # Each constraint exists before what it constrains is enabled, in the guide's order.
+    constraints = [
+        "pcs constraint order start cinder-api-clone then cinder-scheduler-clone",
+        "pcs constraint colocation add cinder-scheduler-clone with cinder-api-clone",
+        "pcs constraint order start cinder-scheduler-clone then cinder-volume",
+        "pcs constraint colocation add cinder-volume with cinder-scheduler-clone",
+        "pcs constraint order start cinder-api-clone then vip",
+        "pcs constraint colocation add vip with cinder-api-clone",
+    ]
+    enable = "pcs resource enable cinder-scheduler cinder-volume vip"
+    assert all(order(c) < order(enable) for c in constraints)
+    assert commands[-1] == enable
+
+
+def test_crm_configuration_has_the_same_shape() -> None:
+    services = ["cinder-api", "cinder-scheduler"]
+    text = crm_configuration(ClusterPlan("/etc/cinder/my cinder.conf", services=services, vip="192.0.2.10"))
+    assert 'cinder-api \\\n    params config="/etc/cinder/my cinder.conf"' in text
+    assert "clone cl_cinder-scheduler p_cinder-scheduler \\\n    meta interleave=true" in text
+    assert "order o_cinder-api_before_cinder-scheduler Mandatory: cl_cinder-api cl_cinder-scheduler" in text
+    assert "colocation c_vip_with_cinder-api inf: p_vip cl_cinder-api" in text
+    assert "cinder-volume" not in text
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"params": {"cinder-api": {"os_password": "x"}}}, "no secret on a command line"),
+        ({"params": {"cinder-volume": {"os_application_credential_secret": "x"}}}, "cinder-volume"),
+        ({"services": ["cinder-volume", "cinder-schedulr"]}, "unknown services"),
+        ({"services": ["cinder-scheduler"]}, "include it"),
+    ],
+)
+def test_plans_that_cannot_work_are_refused(kwargs: dict, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        ClusterPlan("/etc/cinder/cinder.conf", **kwargs)
+
+
+def test_cli_notes_what_cinder_conf_lacks(tmp_path: Path) -> None:
+    conf = tmp_path / "cinder.conf"
+    conf.write_text("[DEFAULT]\nenabled_backends = a\n")
+    run = cli("--config", str(conf), "--vip", "192.0.2.10")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("pcs resource create") == 4
+    assert "[DEFAULT] host is not set" in run.stderr
+    assert "no usable credentials" in run.stderr
+    conf.write_text(
+        "[DEFAULT]\nhost = shared\nenabled_backends = a\n[keystone_authtoken]\n"
+        "auth_url = http://k:5000\nusername = cinder\npassword = secret-in-the-file\n"
+    )
+    run = cli("--config", str(conf), "--format", "crm")
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    assert "secret-in-the-file" not in run.stdout
+    assert "primitive p_cinder-volume ocf:openstack:cinder-volume" in run.stdout
+
+
+def test_cli_refuses_a_password_parameter(tmp_path: Path) -> None:
+    run = cli("--config", str(tmp_path / "none.conf"), "--param", "cinder-api:os_password=hunter2")
+    assert run.returncode != 0
+    assert "no secret on a command line" in run.stderr
