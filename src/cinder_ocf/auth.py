@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
 
 from cinder_ocf.statefile import StateFileError, read_state, write_state
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from typing import Any, Dict, List, Optional
 

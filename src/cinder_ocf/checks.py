@@ -13,10 +13,10 @@ keeps waiting.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from cinder_ocf.ocf import OcfExit
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from typing import Callable, List, Sequence, Tuple
 

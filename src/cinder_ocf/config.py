@@ -181,6 +181,11 @@ def _check_readable(path: str) -> None:
 
 def _first_line(err: BaseException) -> str:
     text = str(err).strip() or type(err).__name__
+    # oslo.config names the option, then where it was set in a repr an operator cannot use:
+    # "Value for option x from LocationInfo(location=<Locations.user: (4, True)>, detail=...)".
+    head, sep, tail = text.partition(" from LocationInfo(")
+    if sep and ") is not valid" in tail:
+        text = head + " is not valid" + tail.split(") is not valid", 1)[1]
     return text.splitlines()[0][:300]
 
 

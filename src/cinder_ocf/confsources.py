@@ -10,8 +10,8 @@ fingerprints, while it parses cinder.conf only when a cache is stale.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from typing import List, Sequence, Tuple
 

@@ -9,10 +9,8 @@ handling (identity, whole-tree stop, failing fast in start) is the same for all 
 from __future__ import annotations
 
 import os
-import signal
 import stat
 import time
-from typing import TYPE_CHECKING
 
 from cinder_ocf import process
 from cinder_ocf.checks import PENDING, Deadline, verdict, waiting_for
@@ -20,6 +18,7 @@ from cinder_ocf.metadata import Action, Parameter, parse_params
 from cinder_ocf.ocf import OcfError, OcfExit
 from cinder_ocf.statefile import StateFileError, fingerprint, read_state, write_state
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from subprocess import Popen
     from typing import Dict, List, Optional, Tuple
@@ -120,14 +119,27 @@ class ProcessState:
         self,
         recorded: Optional[process.ProcessIdentity],
         running: bool,
-        stats: List[process.ProcStat],
+        stats: Optional[List[process.ProcStat]],
         note: str,
     ) -> None:
         self.recorded = recorded
         self.running = running  # the leader itself is alive and ours
-        self.stats = stats  # live processes of its tree (leader included when running)
-        self.members = [st.pid for st in stats]
+        self._stats = stats  # None: read from /proc when first asked for
         self.note = note  # why it is not running, for the log
+
+    @property
+    def stats(self) -> List[process.ProcStat]:
+        """Live processes of the leader's tree (leader included when running).
+
+        Read on demand: it scans all of /proc, which a node running hundreds of processes
+        would pay on every monitor of a running cinder-api for nothing."""
+        if self._stats is None:
+            self._stats = process.tree_stats(self.recorded) if self.recorded is not None else []
+        return self._stats
+
+    @property
+    def members(self) -> List[int]:
+        return [st.pid for st in self.stats]
 
     def forks(self) -> List[process.ProcStat]:
         """The leader's direct children that run its own executable: the processes it forked
@@ -168,7 +180,8 @@ class DaemonAgent:
         self.user_name = self.params.text("user")
         self.pid_path = self.params.text("pid")
         timeout = env.timeout_s(self.spec.default_timeout(env.action))
-        self.deadline = Deadline(timeout - margin(timeout))
+        # Never negative: an absurdly short operation timeout leaves no time, not less than none.
+        self.deadline = Deadline(max(0.0, timeout - margin(timeout)))
         self._arguments: Optional[List[str]] = None
         self.last_state: Optional[ProcessState] = None  # what process_state() found last
         self._inputs: Optional[str] = None
@@ -260,6 +273,10 @@ class DaemonAgent:
     def before_spawn(self) -> None:
         """Refuse to start when the service is already provided by someone else."""
 
+    def while_starting(self) -> None:
+        """Work the checks will need, done while the daemon boots (a token, say), so that start
+        returns as soon as the service is healthy.  Must not fail the start."""
+
     def daemon_argv(self, binary_path: str) -> List[str]:
         return [binary_path, "--config-file", self.config_path, *self.arguments]
 
@@ -275,10 +292,9 @@ class DaemonAgent:
             return ProcessState(None, False, [], f"{err}: ignored")
         if recorded is None:
             return ProcessState(None, False, [], f"no pid file {self.pid_path}")
-        stats = process.tree_stats(recorded)
         running = process.is_running(recorded)
         note = "" if running else f"process {recorded.pid} recorded in {self.pid_path} is gone"
-        return ProcessState(recorded, running, stats, note)
+        return ProcessState(recorded, running, None, note)
 
     # ---------------------------------------------------------------- actions
     def validate_all(self) -> OcfExit:
@@ -293,6 +309,9 @@ class DaemonAgent:
             if why:
                 raise OcfError(OcfExit.ERR_CONFIGURED, f"user {user.name} cannot read {path}: {why}")
         self._check_pid_directory()
+        console_log = self.params.text("console_log")
+        if console_log and not os.path.isabs(console_log):
+            raise OcfError(OcfExit.ERR_CONFIGURED, f"console_log {console_log!r} is not an absolute path")
         self.validated_config = config
         self.validate_service()
         return OcfExit.SUCCESS
@@ -304,7 +323,11 @@ class DaemonAgent:
             return OcfExit.SUCCESS
         if state.orphaned:
             raise OcfError(OcfExit.ERR_GENERIC, self.orphan_reason(state))
+        # An exit reason for 7 too: crm_mon shows it next to a failed recurring monitor, and
+        # "process 1234 recorded in ... is gone" or "pid file ... is owned by uid 65534"
+        # tells the operator why the resource is not running.
         self.log.info(f"{self.name} is not running: {state.note}")
+        self.log.exit_reason(f"{self.name} is not running: {state.note}")
         return OcfExit.NOT_RUNNING
 
     def monitor(self) -> OcfExit:
@@ -337,6 +360,7 @@ class DaemonAgent:
                 self._end_tree(state)
             self.before_spawn()
             child, leader = self._spawn()
+        self.while_starting()
         return self._wait_healthy(child, leader)
 
     def stop(self) -> OcfExit:
@@ -346,7 +370,13 @@ class DaemonAgent:
                 # Untrusted pid file: nothing it names is signalled.  The link or file itself
                 # goes, so that the next start records a real identity.
                 self.log.warning(f"{state.note}; removing it")
-                process.remove_pid_file(self.pid_path)
+                try:
+                    process.remove_pid_file(self.pid_path)
+                except OSError as err:
+                    # A directory, a read-only file system: nothing of ours runs, so stop
+                    # still succeeds (a failed stop gets the node fenced); start will say why
+                    # it cannot record the daemon there.
+                    self.log.warning(f"cannot remove {self.pid_path}: {err.strerror}")
             self.log.info(f"{self.name} is already stopped")
             return OcfExit.SUCCESS
         if not state.members:
@@ -399,7 +429,12 @@ class DaemonAgent:
         argv = self.daemon_argv(self._binary_path())
         user = self._user()
         output = self._console_log()
-        os.makedirs(os.path.dirname(output), mode=0o755, exist_ok=True)
+        try:
+            os.makedirs(os.path.dirname(output), mode=0o755, exist_ok=True)
+        except OSError as err:  # HA_RSCTMP or the console_log directory is a file, say
+            raise OcfError(
+                OcfExit.ERR_PERM, f"cannot create the directory of {output}: {err.strerror}"
+            ) from None
         self.log.info(f"starting {self.name} as {user.name}: {' '.join(argv)} (output: {output})")
         try:
             child = process.spawn(argv, user, output, dict(os.environ))
@@ -411,6 +446,8 @@ class DaemonAgent:
         try:
             process.write_pid_file(self.pid_path, leader)
         except (OSError, process.PidFileError) as err:
+            import signal  # noqa: PLC0415
+
             process.signal_processes([child.pid], leader.start_ticks, signal.SIGKILL)
             child.wait()
             raise OcfError(OcfExit.ERR_PERM, f"cannot write pid file {self.pid_path}: {err}") from None
@@ -460,6 +497,8 @@ class DaemonAgent:
 
     def _end_tree(self, state: ProcessState) -> None:
         """SIGTERM to the whole tree, SIGKILL to what is left before the deadline."""
+        import signal  # noqa: PLC0415 - start and stop only: its enums cost a monitor ~3 ms
+
         assert state.recorded is not None
         leader = state.recorded
         budget = self.deadline.remaining()

@@ -5,17 +5,19 @@ Exports: Response, HttpError, get.
 A recurring monitor asks cinder-api two questions over loopback, usually plain http.  requests
 costs ~90 ms of imports for that; a socket, one request line and a status line cost ~5 ms.  The
 small client handles exactly that case (no TLS, no chunked framing, no redirects followed) and
-hands anything else to requests, which stays the client for https and odd answers.
+hands anything else to requests, which stays the client for https and odd answers.  It talks
+to _socket, the socket module's C half: the module itself (its enums, selectors) would cost
+every monitor ~3 ms of imports.
 """
 
 from __future__ import annotations
 
-import socket
+import _socket
 import time
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
-    from typing import Any, Dict, Mapping, Optional, Tuple
+    from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 MAX_BODY = 1 << 20  # health answers are small; a larger one is not read past this
 
@@ -56,13 +58,18 @@ def split_url(url: str) -> Tuple[str, str, int, str]:
     scheme = scheme.lower()
     if not sep or scheme not in ("http", "https") or not rest:
         raise ValueError(f"not an http(s) URL: {url!r}")
+    if any(c.isspace() or not c.isprintable() for c in url):
+        # A CR or LF would end up in the request line or the Host header.
+        raise ValueError(f"whitespace or control characters in URL: {url!r}")
     slash = rest.find("/")
     netloc, path = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
     if "@" in netloc:
         raise ValueError("credentials in the URL are not supported")
     port = 443 if scheme == "https" else 80
     if netloc.startswith("["):
-        host, _, tail = netloc[1:].partition("]")
+        host, bracket, tail = netloc[1:].partition("]")
+        if not bracket:
+            raise ValueError(f"unclosed [ in URL: {url!r}")
         if tail.startswith(":"):
             port = _port(tail[1:])
         elif tail:
@@ -107,28 +114,54 @@ def _plain_get(host: str, port: int, path: str, headers: Mapping[str, str], time
     lines += [f"{name}: {value}" for name, value in headers.items()]
     request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     try:
-        with socket.create_connection((host, port), timeout=max(timeout, 0.001)) as sock:
+        sock = _connect(host, port, max(timeout, 0.001))
+        try:
             sock.sendall(request)
             data = _read_answer(sock, deadline)
-    except socket.timeout:
+        finally:
+            sock.close()
+    except _socket.timeout:
         raise HttpError("timeout", f"no answer from {host_header}:{port} within {timeout:g} s") from None
     except ConnectionRefusedError:
         raise HttpError("refused", f"connection to {host_header}:{port} refused") from None
     except ConnectionResetError:
         raise HttpError("reset", f"connection to {host_header}:{port} reset") from None
-    except socket.gaierror as err:
+    except _socket.gaierror as err:
         raise HttpError("dns", f"cannot resolve {host}: {err.strerror}") from None
     except OSError as err:
         raise HttpError("refused", f"cannot connect to {host_header}:{port}: {err.strerror}") from None
     return _parse_answer(data)
 
 
-def _read_answer(sock: socket.socket, deadline: float) -> bytes:
+def _connect(host: str, port: int, timeout: float) -> _socket.socket:
+    """What socket.create_connection does: each address of host in turn, the first that accepts."""
+    name: Union[str, bytes] = host
+    if host.isascii():
+        name = host.encode("ascii")  # a str host loads the idna codec: ~1 ms per monitor
+    error: Optional[OSError] = None
+    try:
+        addresses = _socket.getaddrinfo(name, port, 0, _socket.SOCK_STREAM)
+    except UnicodeError as err:  # a name IDNA cannot encode (a label over 63 characters)
+        raise _socket.gaierror(_socket.EAI_NONAME, f"not a valid host name ({err})") from None
+    for family, kind, proto, _, address in addresses:
+        sock = _socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except OSError as err:
+            sock.close()
+            error = err
+            continue
+        return sock
+    raise error or OSError(f"no address for {host}")
+
+
+def _read_answer(sock: _socket.socket, deadline: float) -> bytes:
     data = bytearray()
     while len(data) <= MAX_BODY:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise socket.timeout()
+            raise _socket.timeout()
         sock.settimeout(remaining)
         chunk = sock.recv(65536)
         if not chunk:

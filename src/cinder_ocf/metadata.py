@@ -8,10 +8,9 @@ no OCF 1.1-only markup (``deprecated``, ``reloadable``, ``select``), every actio
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from cinder_ocf.ocf import Environment, Logger, OcfError, OcfExit, is_true
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from typing import Dict, Optional, Sequence, Union
 

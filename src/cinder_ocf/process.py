@@ -13,11 +13,10 @@ recurring monitor's path, and psutil's import alone costs more than all of it.
 from __future__ import annotations
 
 import os
-import signal
 import stat
 import time
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     import subprocess
     from typing import Dict, Iterable, List, Optional, Sequence
@@ -185,6 +184,8 @@ def signal_processes(pids: Iterable[int], min_start_ticks: int, sig: int) -> Lis
     A pidfd pins the process before its start time is checked, so the signal cannot reach a
     process that took over the pid in between.
     """
+    import signal  # noqa: PLC0415 - start and stop only: its enums cost a monitor ~3 ms
+
     signalled = []
     for pid in pids:
         try:
@@ -256,18 +257,23 @@ def read_pid_file(path: str) -> Optional[ProcessIdentity]:
 
 
 def _check_directory(directory: str) -> None:
+    # PermissionError, an OSError: every writer (pid file, token and config caches) already
+    # turns an OSError into a reason or a warning, never into an internal error.
     info = os.lstat(directory)
     if not stat.S_ISDIR(info.st_mode):
-        raise PidFileError(f"{directory} is not a directory")
+        raise PermissionError(f"{directory} is not a directory")
     open_to_others = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
     if open_to_others and not info.st_mode & stat.S_ISVTX:
-        raise PidFileError(f"directory {directory} is writable by others without the sticky bit")
+        raise PermissionError(f"directory {directory} is writable by others without the sticky bit")
     if info.st_uid not in (0, os.geteuid()):
-        raise PidFileError(f"directory {directory} is owned by uid {info.st_uid}")
+        raise PermissionError(f"directory {directory} is owned by uid {info.st_uid}")
 
 
 def write_atomically(path: str, data: str, mode: int) -> None:
-    """Replace path with data: readers see the old or the new content, never a part."""
+    """Replace path with data: readers see the old or the new content, never a part.
+
+    Raises OSError, PermissionError when the directory is not safe (others may write to it).
+    """
     directory = os.path.dirname(path) or "."
     if not os.path.isdir(directory):
         os.makedirs(directory, mode=0o755, exist_ok=True)
@@ -283,7 +289,11 @@ def write_atomically(path: str, data: str, mode: int) -> None:
         os.unlink(tmp)
         raise
     os.close(fd)
-    os.replace(tmp, path)  # replaces a symlink itself, never its target
+    try:
+        os.replace(tmp, path)  # replaces a symlink itself, never its target
+    except BaseException:
+        os.unlink(tmp)  # path is a directory, say: no copy of a token left beside it
+        raise
 
 
 def write_pid_file(path: str, identity: ProcessIdentity) -> None:
@@ -382,6 +392,8 @@ def tail(path: str, lines: int = 5, max_bytes: int = 8192) -> List[str]:
 
 
 def signal_name(sig: int) -> str:
+    import signal  # noqa: PLC0415
+
     try:
         return signal.Signals(sig).name
     except ValueError:

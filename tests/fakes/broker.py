@@ -64,7 +64,9 @@ class FakeServices:
         self.stale_at = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=5)
         self.down_at: Dict[str, datetime.datetime] = {}
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     @property
     def url(self) -> str:

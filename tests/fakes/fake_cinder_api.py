@@ -7,6 +7,7 @@ address from [DEFAULT] like cinder and its behaviour from a [fake] section:
   start_delay = seconds before it listens (a slow start)
   workers = number of child processes (cinder-api's API workers)
   ignore_term = yes: the parent and its workers ignore SIGTERM
+  zombie = yes: the parent forks a child that exits at once and is never reaped (a zombie)
   tokens_file = file listing the tokens it accepts, one per line (re-read per request)
 
 It stops on SIGTERM (unless told not to), taking its workers with it, as oslo.service does.
@@ -36,6 +37,8 @@ def main() -> None:
         if os.fork() == 0:
             while True:
                 time.sleep(60)
+    if fake.get("zombie", "no") == "yes" and os.fork() == 0:
+        os._exit(0)  # never waited for: it stays a zombie while the parent lives
     handler = make_handler(mode, fake.get("tokens_file", ""))
     host = conf.get("DEFAULT", "osapi_volume_listen", fallback="127.0.0.1")
     port = conf.getint("DEFAULT", "osapi_volume_listen_port", fallback=8776)

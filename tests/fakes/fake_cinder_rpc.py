@@ -12,6 +12,8 @@ section:
   child_die = yes: every child exits half a second after its start (its initialisation),
               saying why (a driver that cannot load)
   die = yes: the daemon exits at once, saying why
+  ignore_term = yes: every process ignores SIGTERM (only SIGKILL ends them)
+  zombie = yes: each talking process forks a child that exits at once and is never reaped
   helper = seconds: the parent runs a helper program (sleep) that long before it forks, and
            again once forked, as os-brick runs grep at import and drivers run sudo
 
@@ -38,11 +40,15 @@ def broker_address(conf: configparser.ConfigParser) -> tuple:
 
 
 class Talker:
-    def __init__(self, address: tuple, connect: bool) -> None:
+    def __init__(self, address: tuple, connect: bool, fake: dict) -> None:
         self.address = address
         self.connect = connect
         self.sock = None
         signal.signal(signal.SIGUSR1, self.silence)
+        if fake.get("ignore_term", "no") == "yes":
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if fake.get("zombie", "no") == "yes" and os.fork() == 0:
+            os._exit(0)  # never waited for: a zombie while this process lives
 
     def silence(self, *_: object) -> None:
         self.connect = False
@@ -82,7 +88,7 @@ def main() -> None:
     address = broker_address(conf)
     connect = fake.get("connect", "yes") == "yes"
     if fake.get("fork", "no") != "yes":
-        Talker(address, connect).run()
+        Talker(address, connect, fake).run()
         return
     backends = [
         b.strip() for b in conf.get("DEFAULT", "enabled_backends", fallback="").split(",") if b.strip()
@@ -103,7 +109,7 @@ def run_parent(fake: dict, address: tuple, connect: bool, backends: list) -> Non
                 print(f"ERROR backend {backend}: fake driver failed to initialise", flush=True)
                 os._exit(1)
             try:
-                Talker(address, connect).run()
+                Talker(address, connect, fake).run()
             finally:
                 os._exit(0)
         children[pid] = backend
@@ -122,6 +128,8 @@ def run_parent(fake: dict, address: tuple, connect: bool, backends: list) -> Non
         os._exit(0)
 
     signal.signal(signal.SIGTERM, terminate)
+    if fake.get("ignore_term", "no") == "yes":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     helper = fake.get("helper")
     if helper:
         subprocess.run(["sleep", helper], check=True)

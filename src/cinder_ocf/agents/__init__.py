@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib import import_module
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from typing import Dict, Type
 
@@ -27,7 +26,8 @@ AGENTS: Dict[str, str] = {
 
 def agent_class(name: str) -> Type[DaemonAgent]:
     module, _, cls = AGENTS[name].partition(":")
-    return getattr(import_module(module), cls)
+    # __import__, not importlib.import_module: importlib's import costs a monitor ~0.5 ms.
+    return getattr(__import__(module, fromlist=[cls]), cls)
 
 
 def main(name: str) -> None:

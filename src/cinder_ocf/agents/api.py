@@ -10,8 +10,6 @@ answers 0 and warns.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from cinder_ocf import httpclient
 from cinder_ocf.agents.keystone import CREDENTIAL_PARAMETERS, TokenAgent
 from cinder_ocf.checks import DEGRADED, FAILED, OK, CheckResult, timed
@@ -19,6 +17,7 @@ from cinder_ocf.daemon import STANDARD_ACTIONS, daemon_parameters
 from cinder_ocf.metadata import AgentSpec, Parameter
 from cinder_ocf.ocf import OcfError, OcfExit
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from typing import Dict, List, Tuple
 

@@ -9,7 +9,7 @@ Health, cheapest first, each check a CheckResult:
    per enabled backend.  oslo.service respawns a backend child that dies (~0.5 s here): a
    missing child is looked for again for RESPAWN_WAIT_S before it counts as gone.
 2. amqp: each process that should talk to the broker holds an ESTABLISHED TCP connection to
-   an address of transport_url (psutil).  Not connected past the grace: if no broker address
+   an address of transport_url (read from /proc).  Not connected past the grace: if no broker address
    accepts a connection from this node it is the broker's outage (0 and a warning); if one
    does, the service is sick (1).
 3. heartbeat (with credentials): the service's rows in cinder-api's os-services are `up`,
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
 
 from cinder_ocf import amqp, httpclient, process
 from cinder_ocf.agents.keystone import CREDENTIAL_PARAMETERS, REGION_PARAMETER, TokenAgent
@@ -33,6 +32,7 @@ from cinder_ocf.metadata import Action, AgentSpec, Parameter
 from cinder_ocf.ocf import OcfError, OcfExit
 from cinder_ocf.statefile import StateFileError, read_state, write_state
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 

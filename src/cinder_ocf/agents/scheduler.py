@@ -8,10 +8,9 @@ cinder.conf's host; checked as agents/rpc.py describes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from cinder_ocf.agents.rpc import RpcServiceAgent, rpc_spec
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from cinder_ocf.config import CinderConfig
 

@@ -11,12 +11,11 @@ host (or each backend's backend_host) must be set, the same on all nodes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from cinder_ocf.agents.rpc import RpcServiceAgent, rpc_spec
 from cinder_ocf.metadata import Parameter
 from cinder_ocf.ocf import OcfError, OcfExit
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from cinder_ocf.config import CinderConfig
 
