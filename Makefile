@@ -4,15 +4,16 @@ VENV ?= /var/tmp/cinder-ocf/venv
 export VENV
 export CINDER_OCF_STACK_VENV ?= /var/tmp/cinder-ocf/stack-venv
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: deps demo test unit lint clean readme rpm
+.PHONY: deps demo test unit lint clean readme rpm bench
 
 deps:
 	./tools/install-deps
 
 lint: deps
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 
 ## demo: a real two-node Pacemaker cluster keeping a real cinder-api available through failures
 demo: deps
@@ -25,6 +26,12 @@ test: lint
 ## unit: the fast tests only (no services, no cluster)
 unit: deps
 	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS) tests/unit
+
+## bench: what the agents cost (monitor time, CPU, memory, Keystone requests, start/stop) against
+## the real services, beside the 2013 shell agent; writes benchmarks/results.md and .json and the
+## README's table.  Not a test: it prints numbers.  Run it on a quiet machine.
+bench: deps
+	$(VENV)/bin/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build dist src/*.egg-info .pytest_cache .ruff_cache
