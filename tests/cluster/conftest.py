@@ -15,6 +15,7 @@ Environment:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -215,3 +216,30 @@ def cluster1(cluster_pool: ClusterPool) -> Cluster:
 def cluster2(cluster_pool: ClusterPool) -> Cluster:
     """A running 2-node cluster (node1, node2)."""
     return cluster_pool.get(2)
+
+
+@contextlib.contextmanager
+def deployed(label: str, **options: Any) -> Iterator[Any]:
+    """A scenario.Deployment up for a test module, narrated as [label], taken down after; no
+    namespace or mount of it may remain."""
+    from .scenario import Deployment, stack_venv_for_nodes  # noqa: PLC0415 - the stack harness
+
+    def say(line: str) -> None:
+        print(f"\n[{label}] {line}")
+
+    before = _ours(netns_list())
+    dep = Deployment(
+        stack_venv_for_nodes(say),
+        say=say,
+        keep=os.environ.get("COCF_CLUSTER_KEEP", "") not in ("", "0"),
+        state_dir=os.environ.get("COCF_CLUSTER_STATE_DIR") or None,
+        **options,
+    )
+    dep.up()
+    try:
+        yield dep
+    finally:
+        try:
+            dep.down()
+        finally:
+            _check_nothing_left(before)

@@ -13,14 +13,13 @@ with nothing left.  Every duration is printed and written to benchmarks/cluster-
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from .conftest import _check_nothing_left, _ours
-from .harness import VIP, netns_list
+from .conftest import deployed
+from .harness import VIP
 from .scenario import (
     API,
     MONITOR_INTERVAL_S,
@@ -28,7 +27,6 @@ from .scenario import (
     VIP_RESOURCE,
     VOLUME,
     Deployment,
-    stack_venv_for_nodes,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,26 +44,12 @@ def _report(what: str, seconds: float) -> None:
 
 @pytest.fixture(scope="module")
 def deployment(cluster_host: None) -> Iterator[Deployment]:
-    def say(line: str) -> None:
-        print(f"\n[cluster] {line}")
-
-    before = _ours(netns_list())
-    dep = Deployment(
-        stack_venv_for_nodes(say),
-        say=say,
-        keep=os.environ.get("COCF_CLUSTER_KEEP", "") not in ("", "0"),
-        state_dir=os.environ.get("COCF_CLUSTER_STATE_DIR") or None,
-    )
-    dep.up()
-    try:
-        yield dep
-    finally:
+    with deployed("cluster") as dep:
         try:
-            dep.down()
+            yield dep
         finally:
             dep.timings.write_json(RESULTS, scenario="tests/cluster/test_api_cluster.py")
             print(f"\n[cluster] times written to {RESULTS}:\n{dep.timings.table()}")
-            _check_nothing_left(before)
 
 
 def test_everything_started_and_the_api_answers_everywhere(deployment: Deployment) -> None:

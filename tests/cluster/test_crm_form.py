@@ -6,38 +6,19 @@ the cluster leaves nothing behind.
 
 from __future__ import annotations
 
-import os
 from typing import Iterator
 
 import pytest
 
-from .conftest import _check_nothing_left, _ours
-from .harness import VIP, netns_list
-from .scenario import SERVICES, Deployment, api_url, client_get, stack_venv_for_nodes
+from .conftest import deployed
+from .harness import VIP
+from .scenario import SERVICES, Deployment, api_url, client_get
 
 
 @pytest.fixture(scope="module")
 def deployment(cluster_host: None) -> Iterator[Deployment]:
-    def say(line: str) -> None:
-        print(f"\n[crm] {line}")
-
-    before = _ours(netns_list())
-    dep = Deployment(
-        stack_venv_for_nodes(say),
-        say=say,
-        keep=os.environ.get("COCF_CLUSTER_KEEP", "") not in ("", "0"),
-        state_dir=os.environ.get("COCF_CLUSTER_STATE_DIR") or None,
-        nodes=1,
-        tool="crm",
-    )
-    dep.up()
-    try:
+    with deployed("crm", nodes=1, tool="crm") as dep:
         yield dep
-    finally:
-        try:
-            dep.down()
-        finally:
-            _check_nothing_left(before)
 
 
 def test_the_crm_configuration_starts_every_service(deployment: Deployment) -> None:
