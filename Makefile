@@ -14,6 +14,7 @@ deps:
 lint: deps
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
 
 ## demo: a real two-node Pacemaker cluster keeping a real cinder-api available through failures
 demo: deps

@@ -10,10 +10,11 @@ import argparse
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Any, TextIO
 
-from cinder_ocf.agents import AGENTS, agent_class
-from cinder_ocf.checks import FAILED
+from cinder_ocf.agents import AGENTS, service
+from cinder_ocf.checks import Status, run_checks
 from cinder_ocf.clusterconfig import (
     SERVICE_ORDER,
     ClusterPlan,
@@ -22,11 +23,10 @@ from cinder_ocf.clusterconfig import (
     pcs_commands,
     shell_lines,
 )
+from cinder_ocf.log import Logger
 from cinder_ocf.metadata import render_metadata
-from cinder_ocf.ocf import Environment, Logger, OcfError, OcfExit
-
-if TYPE_CHECKING:
-    from typing import Any, Dict, List, Optional, Sequence, TextIO
+from cinder_ocf.ocf import Environment, OcfError, OcfExit
+from cinder_ocf.supervisor.lifecycle import Supervisor
 
 DEFAULT_PROVIDER_DIR = "/usr/lib/ocf/resource.d/openstack"
 AGENT_SCRIPT = """\
@@ -42,7 +42,7 @@ def agent_script(name: str, python: str) -> str:
     return AGENT_SCRIPT.format(python=python, name=name)
 
 
-def install_agents(directory: str, python: str) -> List[str]:
+def install_agents(directory: str, python: str) -> list[str]:
     """Write one executable per agent into an OCF provider directory, bound to python."""
     os.makedirs(directory, mode=0o755, exist_ok=True)
     written = []
@@ -57,7 +57,7 @@ def install_agents(directory: str, python: str) -> List[str]:
     return written
 
 
-def _parse_params(pairs: Sequence[str]) -> dict:
+def _parse_params(pairs: Sequence[str]) -> dict[str, str]:
     params = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -67,7 +67,7 @@ def _parse_params(pairs: Sequence[str]) -> dict:
     return params
 
 
-def check(name: str, params: dict, stream: TextIO = sys.stdout) -> int:
+def check(name: str, params: dict[str, str], stream: TextIO = sys.stdout) -> int:
     """Run the monitor's steps one by one and say what each found and how long it took."""
     environ = dict(os.environ)
     environ.pop("HA_LOGFACILITY", None)
@@ -78,26 +78,25 @@ def check(name: str, params: dict, stream: TextIO = sys.stdout) -> int:
     log = Logger(f"{name}({env.instance})", environ, stream=sys.stderr)
     started = time.monotonic()
     try:
-        agent = agent_class(name)(env, log, strict=False)
-        state = agent.process_state()
+        supervisor = Supervisor(service(name), env, log, strict=False)
+        view = supervisor.ctx.processes
         elapsed = time.monotonic() - started
-        if state.running:
-            assert state.recorded is not None
-            detail = f"pid {state.recorded.pid} and {len(state.members) - 1} more, in {agent.pid_path}"
+        if view.running:
+            detail = f"pid {view.leader.pid} and {len(view.members) - 1} more, in {supervisor.pid_path}"
             _report(stream, "ok", "process", elapsed, detail)
-        elif state.orphaned:
-            _report(stream, "failed", "process", elapsed, agent.orphan_reason(state))
+        elif view.orphaned:
+            _report(stream, "failed", "process", elapsed, supervisor.orphan_reason())
             return OcfExit.ERR_GENERIC
         else:
-            _report(stream, "stopped", "process", elapsed, state.note)
+            _report(stream, "stopped", "process", elapsed, view.note)
             return OcfExit.NOT_RUNNING
-        results = agent.health(agent.deadline)
+        results = run_checks(supervisor.ctx, supervisor.service.checks)
     except OcfError as err:
         print(f"[ error  ] {err.reason}", file=stream)
         return err.code
     for result in results:
-        _report(stream, result.status, result.name, result.seconds, log.redact(result.detail))
-    failed = any(r.status == FAILED for r in results)
+        _report(stream, result.status.value, result.name, result.seconds, log.redact(result.detail))
+    failed = any(r.status is Status.FAILED for r in results)
     total = (time.monotonic() - started) * 1000
     print(f"monitor would answer {1 if failed else 0} ({total:.0f} ms in all)", file=stream)
     return OcfExit.ERR_GENERIC if failed else OcfExit.SUCCESS
@@ -109,7 +108,7 @@ def _report(stream: TextIO, status: str, name: str, seconds: float, detail: str)
 
 def parameter_reference(name: str) -> str:
     """Markdown table of an agent's parameters, from its meta-data (the README's reference)."""
-    spec = agent_class(name).spec
+    spec = service(name).spec
     rows = [f"### {name}", "", "| parameter | default | description |", "|---|---|---|"]
     for param in spec.parameters:
         text = " ".join(param.longdesc.split()).replace("|", "\\|")
@@ -142,7 +141,7 @@ def _cluster_config_parser(sub: Any) -> None:
 
 
 def cluster_config(args: argparse.Namespace) -> int:
-    params: Dict[str, Dict[str, str]] = {}
+    params: dict[str, dict[str, str]] = {}
     services = [s.strip() for s in args.services.split(",") if s.strip()]
     if args.os_cloud:
         for service in services:
@@ -166,7 +165,7 @@ def cluster_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cinder-ocf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     inst = sub.add_parser("install-agents", help="install the agents into an OCF provider directory")
@@ -190,7 +189,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(path)
         return 0
     if args.command == "meta-data":
-        sys.stdout.write(render_metadata(agent_class(args.agent).spec))
+        sys.stdout.write(render_metadata(service(args.agent).spec))
         return 0
     if args.command == "parameter-reference":
         print("\n".join(parameter_reference(name) for name in sorted(AGENTS)))

@@ -18,10 +18,9 @@ parameters to anyone who can read the CIB, so credentials come from cinder.conf 
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
 
-if TYPE_CHECKING:
-    from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from cinder_ocf.openstack.conf import ConfigProblem, load_config
 
 SERVICE_ORDER = ("cinder-api", "cinder-scheduler", "cinder-volume", "cinder-backup")
 CLONED = ("cinder-api", "cinder-scheduler")
@@ -43,7 +42,7 @@ class ClusterPlan:
         cidr_netmask: int = 24,
         monitor_interval_s: int = 10,
         monitor_timeout_s: int = 30,
-        params: Optional[Mapping[str, Mapping[str, str]]] = None,
+        params: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         unknown = [s for s in services if s not in SERVICE_ORDER]
         if unknown:
@@ -62,22 +61,22 @@ class ClusterPlan:
         self.cidr_netmask = cidr_netmask
         self.monitor_interval_s = monitor_interval_s
         self.monitor_timeout_s = monitor_timeout_s
-        self.params: Dict[str, Dict[str, str]] = {s: dict((params or {}).get(s, {})) for s in self.services}
+        self.params: dict[str, dict[str, str]] = {s: dict((params or {}).get(s, {})) for s in self.services}
 
     @staticmethod
     def resource_id(service: str) -> str:
         """What constraints name: the clone of a cloned service, else the primitive."""
         return f"{service}-clone" if service in CLONED else service
 
-    def resource_params(self, service: str) -> List[Tuple[str, str]]:
+    def resource_params(self, service: str) -> list[tuple[str, str]]:
         return [("config", self.config), *sorted(self.params[service].items())]
 
-    def dependencies(self) -> List[Tuple[str, str]]:
+    def dependencies(self) -> list[tuple[str, str]]:
         """(service, what it starts after and runs with), in start order."""
         return [(s, DEPENDS_ON[s]) for s in self.services if DEPENDS_ON.get(s) in self.services]
 
 
-def pcs_commands(plan: ClusterPlan) -> List[List[str]]:
+def pcs_commands(plan: ClusterPlan) -> list[list[str]]:
     """The pcs commands, in order, as argument lists.
 
     Everything but cinder-api is created disabled and enabled once its constraints exist, so
@@ -156,9 +155,8 @@ def shell_lines(commands: Sequence[Sequence[str]]) -> str:
     return "".join(shlex.join(argv) + "\n" for argv in commands)
 
 
-def config_notes(plan: ClusterPlan) -> List[str]:
+def config_notes(plan: ClusterPlan) -> list[str]:
     """What in cinder.conf would make this configuration fail, for the operator to fix first."""
-    from cinder_ocf.config import ConfigProblem, load_config  # noqa: PLC0415 - oslo.config: slow
 
     try:
         config = load_config([plan.config])

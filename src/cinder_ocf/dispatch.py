@@ -9,36 +9,47 @@ one-line reason, never a traceback on stderr where Pacemaker would show it.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import traceback
+from collections.abc import Mapping, Sequence
+from types import FrameType
 
+from cinder_ocf.agents.base import Service
+from cinder_ocf.log import Logger
 from cinder_ocf.metadata import render_metadata, usage_text
-from cinder_ocf.ocf import Environment, Logger, OcfError, OcfExit
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
-if TYPE_CHECKING:
-    import signal as _signal
-    from typing import Any, List, Mapping, Type
-
-    from cinder_ocf.daemon import DaemonAgent
-else:
-    # The C half of the signal module: signal itself builds enums (~3 ms per monitor).
-    import _signal
+from cinder_ocf.ocf import Environment, OcfError, OcfExit
 
 ACTIONS = {"start": "start", "stop": "stop", "monitor": "monitor", "status": "status",
            "validate-all": "validate_all"}  # fmt: skip
 STRICT_ACTIONS = ("start", "validate-all")
+MAX_TIMEOUT_S = 86400.0 * 7  # more than any operation waits; setitimer overflows far above
 
 
 class _OutOfTime(Exception):
     pass
 
 
-def _out_of_time(_signum: int, _frame: Any) -> None:
+def _out_of_time(_signum: int, _frame: FrameType | None) -> None:
     raise _OutOfTime()
 
 
-def run(agent_class: Type[DaemonAgent], argv: List[str], environ: Mapping[str, str]) -> int:
-    spec = agent_class.spec
+def _without_dependency(env: Environment, missing: ImportError) -> OcfError:
+    """What an action answers on a node where a dependency of the agent is missing: nothing of
+    this resource can have been started here, so a probe finds it not running and a stop
+    with no pid file has nothing to do; anything else is "not installed"."""
+    reason = f"a dependency of the agent is not installed on this node ({missing})"
+    if env.is_probe or env.action == "status":
+        return OcfError(OcfExit.NOT_RUNNING, reason)
+    pid = env.params.get("pid") or f"{env.rsctmp}/{env.instance}.pid"
+    if env.action == "stop" and not os.path.lexists(pid):
+        return OcfError(OcfExit.SUCCESS, reason + "; nothing was started here")
+    return OcfError(OcfExit.ERR_INSTALLED, reason)
+
+
+def run(service: Service, argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    spec = service.spec
     action = argv[1] if len(argv) > 1 else ""
     if action == "meta-data":
         sys.stdout.write(render_metadata(spec))
@@ -52,29 +63,37 @@ def run(agent_class: Type[DaemonAgent], argv: List[str], environ: Mapping[str, s
 
     env = Environment(action, environ)
     log = Logger(f"{spec.name}({env.instance})", environ)
-    timeout = env.timeout_s(spec.default_timeout(action))
+    timeout = min(env.timeout_s(spec.default_timeout(action)), MAX_TIMEOUT_S)
     # Last line of defence for a wait nothing else bounded: answer just before Pacemaker's
     # timeout instead of being killed without a word.
-    _signal.signal(_signal.SIGALRM, _out_of_time)
-    _signal.setitimer(_signal.ITIMER_REAL, max(0.2, timeout - 0.3))
+    signal.signal(signal.SIGALRM, _out_of_time)
+    signal.setitimer(signal.ITIMER_REAL, max(0.2, timeout - 0.3))
     try:
-        agent = agent_class(env, log, strict=action in STRICT_ACTIONS)
-        code = getattr(agent, ACTIONS[action])()
+        # Here, not at the top: meta-data must work on a node without the runtime
+        # dependencies (ocf-tester, `pcs resource describe`), and an action there must say so.
+        try:
+            from cinder_ocf.supervisor.lifecycle import Supervisor  # noqa: PLC0415
+        except ImportError as missing:
+            raise _without_dependency(env, missing) from None
+        supervisor = Supervisor(service, env, log, strict=action in STRICT_ACTIONS)
+        code = getattr(supervisor, ACTIONS[action])()
     except OcfError as err:
         code = err.code
-        log.log("err" if code != OcfExit.NOT_RUNNING else "info", err.reason)
-        log.exit_reason(err.reason)
+        if code in (OcfExit.SUCCESS, OcfExit.NOT_RUNNING):
+            log.info(err.reason)
+        else:
+            log.error(err.reason)
+        if code != OcfExit.SUCCESS:
+            log.exit_reason(err.reason)
     except _OutOfTime:
         code = OcfExit.ERR_GENERIC
         reason = f"{action} did not finish within its timeout of {timeout:g} s"
         log.error(reason)
         log.exit_reason(reason)
     except Exception as err:
-        import traceback  # noqa: PLC0415
-
         code = OcfExit.ERR_GENERIC
         log.error("internal error: " + " | ".join(traceback.format_exc().splitlines()[-6:]))
         log.exit_reason(f"internal error in {action}: {type(err).__name__}: {err}")
     finally:
-        _signal.setitimer(_signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
     return int(code)

@@ -1,6 +1,6 @@
 """Parameters and actions declared once, as data: meta-data XML and parameter parsing read them.
 
-Exports: Parameter, Action, AgentSpec, render_metadata, parse_params, ParamValues.
+Exports: Parameter, Action, AgentSpec, render_metadata, parse_params, ParamValues, usage_text.
 
 The XML follows resource-agents' ra-api-1.dtd (OCF 1.0), which is what ocf-tester validates:
 no OCF 1.1-only markup (``deprecated``, ``reloadable``, ``select``), every action with a timeout.
@@ -8,87 +8,64 @@ no OCF 1.1-only markup (``deprecated``, ``reloadable``, ``select``), every actio
 
 from __future__ import annotations
 
-from cinder_ocf.ocf import Environment, Logger, OcfError, OcfExit, is_true
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Union
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
-if TYPE_CHECKING:
-    from typing import Dict, Optional, Sequence, Union
+from cinder_ocf.log import Logger
+from cinder_ocf.ocf import Environment, OcfError, OcfExit, is_true
 
-    Value = Union[str, int, bool]
+Value = Union[str, int, bool]
 
 
+@dataclass(frozen=True)
 class Parameter:
-    """One OCF_RESKEY_* parameter.  Plain class, not a dataclass: this is on every action's
-    path, and the dataclasses module costs a monitor 12 ms of imports."""
+    """One OCF_RESKEY_* parameter."""
 
-    __slots__ = (
-        "default", "longdesc", "maximum", "minimum", "name", "replaced_by",
-        "required", "secret", "shortdesc", "type", "unique",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        name: str,
-        shortdesc: str,
-        longdesc: str,
-        type: str = "string",  # string | integer | boolean
-        default: str = "",  # as operators see it; ${HA_RSCTMP}, ${OCF_RESOURCE_INSTANCE} expand
-        required: bool = False,
-        unique: bool = False,
-        secret: bool = False,  # never logged, never printed
-        replaced_by: str = "",  # a deprecated name whose value feeds this parameter
-        minimum: Optional[int] = None,
-        maximum: Optional[int] = None,
-    ) -> None:
-        self.name = name
-        self.shortdesc = shortdesc
-        self.longdesc = longdesc
-        self.type = type
-        self.default = default
-        self.required = required
-        self.unique = unique
-        self.secret = secret
-        self.replaced_by = replaced_by
-        self.minimum = minimum
-        self.maximum = maximum
+    name: str
+    shortdesc: str
+    longdesc: str
+    type: str = "string"  # string | integer | boolean
+    default: str = ""  # as operators see it; ${HA_RSCTMP}, ${OCF_RESOURCE_INSTANCE} expand
+    required: bool = False
+    unique: bool = False
+    secret: bool = False  # never logged, never printed
+    replaced_by: str = ""  # a deprecated name whose value feeds this parameter
+    minimum: int | None = None
+    maximum: int | None = None
 
 
+@dataclass(frozen=True)
 class Action:
-    __slots__ = ("depth", "interval", "name", "timeout")
-
-    def __init__(
-        self, name: str, timeout: int, interval: Optional[int] = None, depth: Optional[int] = None
-    ) -> None:
-        self.name = name
-        self.timeout = timeout  # seconds
-        self.interval = interval
-        self.depth = depth
+    name: str
+    timeout: int  # seconds
+    interval: int | None = None
+    depth: int | None = None
 
 
+@dataclass(frozen=True)
 class AgentSpec:
     """Everything meta-data says about an agent."""
 
-    def __init__(
-        self,
-        name: str,
-        version: str,
-        shortdesc: str,
-        longdesc: str,
-        parameters: Sequence[Parameter],
-        actions: Sequence[Action],
-    ) -> None:
-        self.name = name
-        self.version = version
-        self.shortdesc = shortdesc
-        self.longdesc = longdesc
-        self.parameters = tuple(parameters)
-        self.actions = tuple(actions)
+    name: str
+    version: str
+    shortdesc: str
+    longdesc: str
+    parameters: Sequence[Parameter]
+    actions: Sequence[Action]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parameters", tuple(self.parameters))
+        object.__setattr__(self, "actions", tuple(self.actions))
 
     def parameter(self, name: str) -> Parameter:
         for param in self.parameters:
             if param.name == name:
                 return param
         raise KeyError(name)
+
+    def declares(self, name: str) -> bool:
+        return any(param.name == name for param in self.parameters)
 
     def default_timeout(self, action: str) -> int:
         for act in self.actions:
@@ -139,9 +116,10 @@ def render_metadata(spec: AgentSpec) -> str:
 class ParamValues:
     """Typed parameter values of one resource, with the problems found while reading them."""
 
-    def __init__(self, values: Dict[str, Value], given: Dict[str, bool]) -> None:
+    def __init__(self, values: dict[str, Value], given: dict[str, bool], raw: dict[str, str]) -> None:
         self._values = values
         self._given = given
+        self.raw = raw  # as Pacemaker passed them, for cache fingerprints
 
     def text(self, name: str) -> str:
         return str(self._values[name])
@@ -178,15 +156,15 @@ def parse_params(spec: AgentSpec, env: Environment, log: Logger, strict: bool) -
             )
             # An explicit new name wins over its deprecated alias.
             raw.setdefault(param.replaced_by, raw[param.name])
-    values: Dict[str, Value] = {}
-    given: Dict[str, bool] = {}
+    values: dict[str, Value] = {}
+    given: dict[str, bool] = {}
     for param in spec.parameters:
         if param.secret:
             log.add_secret(raw.get(param.name))
     for param in spec.parameters:
         if param.replaced_by:
             continue
-        text: Optional[str] = raw.get(param.name)
+        text: str | None = raw.get(param.name)
         given[param.name] = text is not None
         if param.required and not (text or "").strip():
             problem = f"required parameter {param.name} is not set"
@@ -203,7 +181,7 @@ def parse_params(spec: AgentSpec, env: Environment, log: Logger, strict: bool) -
                 raise OcfError(OcfExit.ERR_CONFIGURED, problem) from None
             log.warning(problem + "; using the default")
             values[param.name] = _convert(param, expand_default(param.default, env))
-    return ParamValues(values, given)
+    return ParamValues(values, given, dict(env.params))
 
 
 def _convert(param: Parameter, text: str) -> Value:

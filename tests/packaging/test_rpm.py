@@ -3,8 +3,10 @@
 The package's agents run from an unpacked copy of the RPM (rpm2cpio | cpio into a scratch root),
 with Debian's /usr/bin/python3 and PYTHONPATH pointing at the unpacked site-packages: what runs
 is the packaged library, not a development install.  The runtime dependencies (requests,
-keystoneauth1, oslo.config, psutil, PyYAML) are blocked for these runs, so meta-data and a
-validate-all that fails early prove they are imported only when an action needs them.
+keystoneauth1, oslo.config, psutil, PyYAML) are blocked for these runs, so meta-data proves it
+needs none of them; validate-all, which needs psutil (Debian's python3-psutil here) like every
+action, proves that it fails early before it needs the others; and a probe with psutil blocked
+too answers "not running", as on a node where the agent's dependencies are not installed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ MAN7 = "/usr/share/man/man7"
 DTD_DIR = "/usr/share/resource-agents"
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 RUNTIME_MODULES = ("requests", "keystoneauth1", "oslo_config", "psutil", "yaml")
+# What an action imports only when it gets that far: a token, cinder.conf, clouds.yaml.
+LAZY_MODULES = tuple(m for m in RUNTIME_MODULES if m != "psutil")
 # rpmlint warnings the package keeps, each with its reason (what rpmlint's defaults flag and
 # Fedora/RHEL rule out is filtered in packaging/rpm/cinder-ocf.rpmlintrc instead); a new warning
 # fails this test until someone looks at it.
@@ -101,26 +105,29 @@ class Unpacked:
     def __init__(self, root: Path, sitelib: str) -> None:
         self.root = root
         self.sitelib = sitelib
-        self.blocker = root / "blocked-imports"
-        self.blocker.mkdir()
-        for module in RUNTIME_MODULES:
-            (self.blocker / f"{module}.py").write_text(
-                f"raise ImportError('{module} is blocked: the RPM test runs without runtime dependencies')\n"
-            )
+        self.blockers = {}
+        for name, modules in (("all", RUNTIME_MODULES), ("lazy", LAZY_MODULES)):
+            blocker = self.blockers[name] = root / f"blocked-imports-{name}"
+            blocker.mkdir()
+            for module in modules:
+                (blocker / f"{module}.py").write_text(
+                    f"raise ImportError('{module} is blocked: the RPM test runs without runtime dependencies')\n"
+                )
 
     def path(self, packaged: str) -> Path:
         return self.root / packaged.lstrip("/")
 
-    def env(self, **extra: str) -> Dict[str, str]:
-        pythonpath = f"{self.blocker}:{self.path(self.sitelib)}"
+    def env(self, blocked: str = "all", **extra: str) -> Dict[str, str]:
+        pythonpath = f"{self.blockers[blocked]}:{self.path(self.sitelib)}"
         return {"PATH": SYSTEM_PATH, "LC_ALL": "C.UTF-8", "PYTHONPATH": pythonpath, **extra}
 
     def python(self, code: str) -> str:
         return run([PYTHON, "-s", "-c", code], env=self.env(), cwd="/", check=True).stdout
 
-    def agent(self, name: str, action: str, user: Optional[str] = None, **extra: str):
+    def agent(self, name: str, action: str, user: Optional[str] = None, blocked: str = "all", **extra: str):
         kwargs = {"user": user} if user else {}
-        return run([str(self.path(f"{OCF_DIR}/{name}")), action], env=self.env(**extra), cwd="/", **kwargs)
+        env = self.env(blocked, **extra)
+        return run([str(self.path(f"{OCF_DIR}/{name}")), action], env=env, cwd="/", **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -285,17 +292,33 @@ def test_validate_all_without_cinder(unpacked: Unpacked, agents: List[str]) -> N
     missing = unpacked.root / "nonexistent" / "bin"
     me = pwd.getpwuid(os.geteuid()).pw_name
     for name in agents:
-        proc = unpacked.agent(name, "validate-all", OCF_RESKEY_binary=f"{missing}/{name}", **base)
+        proc = unpacked.agent(name, "validate-all", blocked="lazy", OCF_RESKEY_binary=f"{missing}/{name}", **base)
         assert proc.returncode == 5, proc.stderr
         assert reason(proc.stderr) == f"{missing}/{name} not found or not executable", proc.stderr
 
-        proc = unpacked.agent(name, "validate-all", OCF_RESKEY_binary="/bin/true",
+        proc = unpacked.agent(name, "validate-all", blocked="lazy", OCF_RESKEY_binary="/bin/true",
                               OCF_RESKEY_user="cinder-ocf-no-such-user", **base)  # fmt: skip
         assert proc.returncode == 5, proc.stderr
         assert reason(proc.stderr) == "user cinder-ocf-no-such-user does not exist", proc.stderr
 
         config = unpacked.root / "nonexistent" / "cinder.conf"
-        proc = unpacked.agent(name, "validate-all", OCF_RESKEY_binary="/bin/true", OCF_RESKEY_user=me,
-                              OCF_RESKEY_config=str(config), **base)  # fmt: skip
+        proc = unpacked.agent(name, "validate-all", blocked="lazy", OCF_RESKEY_binary="/bin/true",
+                              OCF_RESKEY_user=me, OCF_RESKEY_config=str(config), **base)  # fmt: skip
         assert proc.returncode == 5, proc.stderr
         assert reason(proc.stderr) == f"config file {config} does not exist", proc.stderr
+
+
+def test_without_psutil_a_probe_finds_nothing_running(unpacked: Unpacked, agents: List[str]) -> None:
+    """A node where the agent's dependencies are missing runs nothing of ours: a probe says 7
+    (never 5, which would ban the node), a stop with no pid file has nothing to do, and
+    validate-all names what is missing."""
+    rsctmp = unpacked.root / "rsctmp-nodeps"
+    rsctmp.mkdir(exist_ok=True)
+    base = {"HA_RSCTMP": str(rsctmp), "OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "rpm-nodeps"}
+    for name in agents:
+        probe = unpacked.agent(name, "monitor", OCF_RESKEY_CRM_meta_interval="0", **base)
+        assert probe.returncode == 7, probe.stderr
+        assert "psutil" in reason(probe.stderr) and "not installed" in reason(probe.stderr), probe.stderr
+        assert unpacked.agent(name, "stop", **base).returncode == 0
+        validate = unpacked.agent(name, "validate-all", **base)
+        assert validate.returncode == 5 and "psutil" in reason(validate.stderr), validate.stderr

@@ -7,6 +7,7 @@ Every state file is written to a temporary name and renamed, so readers see the 
 whole file, never a part; concurrent writers each write a whole file, the last one wins.
 """
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Iterator, List, Tuple
 
 import pytest
 
-from cinder_ocf.statefile import read_state
+from cinder_ocf.openstack.keystone import TokenCache
 from tests.conftest import AgentRun, process_state, session_members
 from tests.unit.resources import Resource
 
@@ -58,9 +59,10 @@ def test_two_monitors_and_a_probe_never_corrupt_state(resource: Resource) -> Non
             assert run.rc == 0, (round_, run)
             assert "WARNING" not in run.stderr and "internal error" not in run.stderr, run
         assert res.pid_file().read_bytes() == pid_file, "a monitor never rewrites the pid file"
-        token = read_state(str(res.token_cache()))  # 0600, ours, whole: else it raises
-        assert token["token"].startswith("fake-token-") and float(token["expires_at"]) > time.time()
-        assert token["token"] in res.tokens_file.read_text().split(), "a token Keystone issued"
+        record = json.loads(res.token_cache().read_text())
+        token = TokenCache(str(res.token_cache()), record["inputs"]).load()  # 0600, ours, whole: else None
+        assert token is not None and token.value.startswith("fake-token-") and token.expires_at > time.time()
+        assert token.value in res.tokens_file.read_text().split(), "a token Keystone issued"
         assert not list(res.rsctmp.glob("*.tmp")), "no half-written file left behind"
     assert res.run("monitor").rc == 0
     assert res.pid() == leader

@@ -13,6 +13,8 @@ checks meet: Keystone, cinder-api, TLS, the broker, the token cache), LIFECYCLE_
 fresh resource (daemons that die, ignore SIGTERM, leave zombies; metacharacters everywhere).
 """
 
+import datetime
+import json
 import os
 import shutil
 import signal
@@ -23,7 +25,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
 
-from cinder_ocf import amqp
+from cinder_ocf.supervisor.processes import established_peers
 from tests.conftest import AgentRun, process_state, session_members, wait_until
 from tests.unit.resources import (
     AGENT_NAMES,
@@ -476,13 +478,8 @@ def clean_monitor(res: Resource) -> bool:
 
 def broker_connected(res: Resource) -> bool:
     assert res.broker is not None
-    for pid in res.members():
-        try:
-            if ("127.0.0.1", res.broker.port) in amqp.established_peers(pid):
-                return True
-        except amqp.PeersUnavailable:
-            pass
-    return False
+    peers = established_peers(res.members()).values()
+    return any(("127.0.0.1", res.broker.port) in seen for seen in peers)
 
 
 def url_to(mode: str, status: int = 0, tls_mode: str = "") -> Setup:
@@ -564,10 +561,12 @@ def token_cache(change: Callable[[Path], None]) -> Setup:
 
 
 def stale(cache: Path) -> None:
-    lines = cache.read_text().splitlines()
-    cache.write_text("".join(
-        f"expires_at={int(time.time()) + 10}\n" if ln.startswith("expires_at=") else ln + "\n" for ln in lines
-    ))  # fmt: skip
+    record = json.loads(cache.read_text())
+    state = json.loads(record["auth_state"])
+    soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=10)
+    state["body"]["token"]["expires_at"] = soon.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    record["auth_state"] = json.dumps(state)
+    cache.write_text(json.dumps(record))
 
 
 def corrupt(cache: Path) -> None:
@@ -671,7 +670,7 @@ RUNNING_ROWS = [
     Row("token-cache-a-directory", ["cinder-api"], "monitor", 0, "cannot cache the token",
         token_cache(a_directory), cache_not_a_file),
     Row("rsctmp-writable-by-others", ["cinder-api", "cinder-scheduler"], "monitor", 0,
-        "is writable by others without the sticky bit", rsctmp_open_to_all),
+        "is writable by others (no sticky bit)", rsctmp_open_to_all),
 ]  # fmt: skip
 
 

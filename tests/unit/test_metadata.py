@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from cinder_ocf.agents import AGENTS, agent_class
+from cinder_ocf.agents import AGENTS, service
 from cinder_ocf.cli import agent_script, parameter_reference
+from cinder_ocf.log import Logger
 from cinder_ocf.metadata import AgentSpec, Parameter, parse_params, render_metadata
-from cinder_ocf.ocf import Environment, Logger, OcfError
+from cinder_ocf.ocf import Environment, OcfError
 from tests.conftest import ROOT
 
 DTD_DIR = "/usr/share/resource-agents"
@@ -49,7 +50,7 @@ def test_shipped_executables_are_what_install_agents_writes(name: str) -> None:
 def _parse(environ: dict, strict: bool) -> tuple:
     stream = io.StringIO()
     log = Logger("t", environ, stream=stream)
-    spec = agent_class("cinder-api").spec
+    spec = service("cinder-api").spec
     values = parse_params(spec, Environment("start", environ), log, strict)
     return values, stream.getvalue()
 
@@ -83,7 +84,7 @@ def test_secret_parameters_are_redacted_from_every_log_line() -> None:
     stream = io.StringIO()
     environ = {"OCF_RESKEY_os_password": "hunter2-very-secret"}
     log = Logger("t", environ, stream=stream)
-    parse_params(agent_class("cinder-api").spec, Environment("start", environ), log, strict=True)
+    parse_params(service("cinder-api").spec, Environment("start", environ), log, strict=True)
     log.error("auth with hunter2-very-secret failed")
     log.exit_reason("hunter2-very-secret\nsecond line")
     assert "hunter2" not in stream.getvalue()

@@ -1,16 +1,22 @@
 """The library's small parts on their own: URLs, the HTTP client, state files, config sources."""
 
+import datetime
+import json
 import os
 import socket
 import stat
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from cinder_ocf import auth, httpclient, process
-from cinder_ocf.config import CinderConfig, config_sources, load_config
-from cinder_ocf.statefile import StateFileError, fingerprint, read_state, write_state
+from cinder_ocf import trusted
+from cinder_ocf.openstack import http as httpclient
+from cinder_ocf.openstack import keystone as auth
+from cinder_ocf.openstack.conf import CinderConfig, config_sources, fingerprint, load_config
+from cinder_ocf.supervisor import processes as process
 
 
 @pytest.mark.parametrize(
@@ -70,29 +76,47 @@ def _serve_once(answer: bytes) -> int:
     return server.getsockname()[1]
 
 
-def test_plain_client_reads_status_headers_and_body() -> None:
+def test_client_reads_status_headers_and_body() -> None:
     port = _serve_once(b"HTTP/1.1 300 Multiple Choices\r\nContent-Length: 2\r\n\r\n{}extra")
     answer = httpclient.get(f"http://127.0.0.1:{port}/", 2)
     assert (answer.status, answer.body, answer.json()) == (300, b"{}", {})
 
 
-def test_chunked_answers_are_handed_to_requests() -> None:
+def test_chunked_answers_are_read_in_one_request() -> None:
     body = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    answer = httpclient.get(f"http://127.0.0.1:{_serve_once(body)}/", 3)
+    assert answer.status == 200 and answer.json() == {}
+
+
+def test_an_answer_dripping_a_byte_at_a_time_ends_at_the_deadline() -> None:
+    """A socket timeout bounds each read; the request as a whole must end by its deadline."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
-    server.listen(2)
+    server.listen(1)
+    stop = threading.Event()
 
-    def serve() -> None:
-        for _ in range(2):  # the small client, then requests
-            conn, _ = server.accept()
-            conn.recv(65536)
-            conn.sendall(body)
-            conn.close()
+    def drip() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 100:
+                if stop.wait(0.2):
+                    break
+                conn.sendall(bytes([byte]))
+        except OSError:
+            pass
+        conn.close()
         server.close()
 
-    threading.Thread(target=serve, daemon=True).start()
-    answer = httpclient.get(f"http://127.0.0.1:{server.getsockname()[1]}/", 3)
-    assert answer.status == 200 and answer.json() == {}
+    threading.Thread(target=drip, daemon=True).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(httpclient.HttpError) as err:
+            httpclient.get(f"http://127.0.0.1:{server.getsockname()[1]}/", 1.0)
+    finally:
+        stop.set()
+    assert err.value.kind == "timeout"
+    assert time.monotonic() - started < 3.0
 
 
 @pytest.mark.parametrize(
@@ -103,13 +127,13 @@ def test_chunked_answers_are_handed_to_requests() -> None:
         (b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}", "reset"),
     ],
 )
-def test_plain_client_names_broken_answers(answer: bytes, kind: str) -> None:
+def test_client_names_broken_answers(answer: bytes, kind: str) -> None:
     with pytest.raises(httpclient.HttpError) as err:
         httpclient.get(f"http://127.0.0.1:{_serve_once(answer)}/", 2)
     assert err.value.kind == kind
 
 
-def test_plain_client_refused_and_timeout() -> None:
+def test_client_refused_and_timeout() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -126,34 +150,54 @@ def test_plain_client_refused_and_timeout() -> None:
 
 def test_state_files_are_0600_and_untrusted_ones_refused(tmp_path: Path) -> None:
     path = tmp_path / "state"
-    write_state(str(path), {"token": "abc", "expires_at": "1"})
+    trusted.write_json(str(path), {"token": "abc", "expires_at": 1})
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert read_state(str(path)) == {"token": "abc", "expires_at": "1"}
+    assert trusted.read_json(str(path)) == {"token": "abc", "expires_at": 1}
     path.chmod(0o644)
-    with pytest.raises(StateFileError):
-        read_state(str(path))
+    assert trusted.read_json(str(path)) is None
+    with pytest.raises(trusted.UntrustedFile, match="not 0600"):
+        trusted.read_trusted(str(path), "state file", private=True)
     path.unlink()
     path.symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(StateFileError):
-        read_state(str(path))
+    with pytest.raises(trusted.UntrustedFile, match="symbolic link"):
+        trusted.read_trusted(str(path), "state file", private=True)
     path.unlink()
-    path.write_text("no equals sign\n")
+    path.write_text("not json\n")
     path.chmod(0o600)
-    with pytest.raises(StateFileError):
-        read_state(str(path))
+    assert trusted.read_json(str(path)) is None
+    os.mkfifo(tmp_path / "fifo", 0o600)
+    with pytest.raises(trusted.UntrustedFile, match="not a regular file"):
+        trusted.read_trusted(str(tmp_path / "fifo"), "state file", private=True)
+
+
+def _auth_state(token: str, expires_at: float) -> str:
+    stamp = datetime.datetime.fromtimestamp(expires_at, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ"
+    )
+    body = {"token": {"expires_at": stamp, "project": {"id": "p1"}, "catalog": []}}
+    return json.dumps({"auth_token": token, "body": body})
 
 
 def test_token_cache_ignores_stale_foreign_and_other_inputs(tmp_path: Path) -> None:
     path = str(tmp_path / "token")
-    fresh = auth.Token("t1", "p1", 10_000_000_000)
-    auth.store_token(path, "inputs-a", fresh)
-    cached = auth.read_cached_token(path, "inputs-a")
-    assert cached is not None and cached.value == "t1"
-    assert auth.read_cached_token(path, "inputs-b") is None
-    auth.store_token(path, "inputs-a", auth.Token("t2", "p1", 1.0))  # expired
-    assert auth.read_cached_token(path, "inputs-a") is None
+    cache = auth.TokenCache(path, "inputs-a")
+    far = 10_000_000_000.0
+    cache.store(auth.Fetched(auth.token_of(_auth_state("t1", far), "http://v"), _auth_state("t1", far), "id"))
+    cached = cache.load()
+    assert cached is not None and (cached.value, cached.project_id, cached.endpoint) == (
+        "t1",
+        "p1",
+        "http://v",
+    )
+    assert cached.expires_at == pytest.approx(far)
+    assert auth.TokenCache(path, "inputs-b").load() is None
+    cache.store(
+        auth.Fetched(auth.token_of(_auth_state("t2", 1.0), ""), _auth_state("t2", 1.0), "id")
+    )  # expired
+    assert cache.load() is None
+    cache.store(auth.Fetched(auth.token_of(_auth_state("t3", far), ""), _auth_state("t3", far), "id"))
     os.chown(path, 65534, 65534)
-    assert auth.read_cached_token(path, "inputs-a") is None
+    assert cache.load() is None
 
 
 def test_fingerprint_changes_with_file_content_and_parameters(tmp_path: Path) -> None:
@@ -195,7 +239,11 @@ def test_load_config_reads_cinder_options(tmp_path: Path) -> None:
 def test_identity_matches_only_the_same_process() -> None:
     me = process.identity_of(os.getpid())
     assert me is not None and process.is_running(me)
+    assert me.exe == os.path.realpath(sys.executable)
     assert not process.is_running(process.ProcessIdentity(me.pid, me.start_ticks + 1, me.boot_id, me.exe))
+    assert not process.is_running(
+        process.ProcessIdentity(me.pid, me.start_ticks, me.boot_id, "/usr/bin/sleep")
+    )
     assert not process.is_running(process.ProcessIdentity(me.pid, me.start_ticks, "other-boot", me.exe))
     assert process.ProcessIdentity.parse(me.serialize()) == me
 
@@ -204,7 +252,9 @@ def test_keystone_unreachable_says_why_briefly() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    creds = auth.Credentials("test", f"http://127.0.0.1:{port}", username="u", password="p", project_name="p")
+    creds = auth.Credentials.build(
+        "test", f"http://127.0.0.1:{port}", {"username": "u", "password": "p", "project_name": "p"}
+    )
     with pytest.raises(auth.KeystoneError) as err:
         auth.fetch_token(creds, 2)
     assert err.value.kind == "unreachable"

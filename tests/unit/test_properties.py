@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cinder_ocf.agents import agent_class
+from cinder_ocf.agents import service
 from tests.conftest import Agent, open_dir
 from tests.unit.resources import AGENT_NAMES
 
@@ -52,7 +52,7 @@ class Site:
         self.not_a_dir = self.workdir / "a-file"
         self.not_a_dir.write_text("")
         self.agent = Agent(agents_dir / name, self.rsctmp, f"p_{name}", {})
-        self.names = [p.name for p in agent_class(name).spec.parameters]
+        self.names = [p.name for p in service(name).spec.parameters]
 
     def close(self) -> None:
         subprocess.run(["rm", "-rf", str(self.workdir)], check=True)

@@ -11,19 +11,20 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Iterator, List
 
 import pytest
 
-from cinder_ocf import amqp
-from cinder_ocf.agents import AGENTS, agent_class
-from cinder_ocf.agents.rpc import _epoch
+from cinder_ocf.agents import AGENTS, service
+from cinder_ocf.checks.rpc import _epoch
 from cinder_ocf.metadata import render_metadata
+from cinder_ocf.openstack import broker as amqp
+from cinder_ocf.supervisor.processes import established_peers
 from tests.conftest import ROOT, Agent, open_dir, process_state, wait_until
 from tests.fakes.broker import FakeBroker, FakeServices
 from tests.fakes.keystone import FakeKeystone
+from tests.unit.inprocess import FakeClock, act
 
 RABBIT_PASSWORD = "Rabbit-s3cret-pw"
 MONITOR_PASSWORD = "Monitor-s3cret-pw"
@@ -107,12 +108,11 @@ def test_resolve_and_match_connections_of_a_process() -> None:
     try:
         assert amqp.first_reachable([("127.0.0.1", port)], 1) == ("127.0.0.1", port)
         with socket.create_connection(("127.0.0.1", port)):
-            assert ("127.0.0.1", port) in amqp.established_peers(os.getpid())
+            assert ("127.0.0.1", port) in established_peers([os.getpid()])[os.getpid()]
     finally:
         listener.close()
     assert amqp.first_reachable([("127.0.0.1", port)], 1) is None
-    with pytest.raises(amqp.PeersUnavailable):
-        amqp.established_peers(2**22 + 1)
+    assert established_peers([2**22 + 1]) == {2**22 + 1: set()}, "a process that does not exist has none"
 
 
 def test_ipv4_peers_of_ipv6_sockets_match_ipv4_brokers() -> None:
@@ -123,7 +123,7 @@ def test_ipv4_peers_of_ipv6_sockets_match_ipv4_brokers() -> None:
         port = listener.getsockname()[1]
         with socket.socket(socket.AF_INET6) as client:
             client.connect(("::ffff:127.0.0.1", port))
-            assert ("127.0.0.1", port) in amqp.established_peers(os.getpid())
+            assert ("127.0.0.1", port) in established_peers([os.getpid()])[os.getpid()]
 
 
 def test_os_services_timestamps() -> None:
@@ -138,7 +138,7 @@ def test_os_services_timestamps() -> None:
 
 @pytest.mark.parametrize("name", RPC_AGENTS)
 def test_rpc_meta_data_has_the_2013_parameters(name: str) -> None:
-    spec = agent_class(name).spec
+    spec = service(name).spec
     names = [p.name for p in spec.parameters]
     for old in ("binary", "config", "user", "pid", "amqp_server_port", "additional_parameters"):
         assert old in names
@@ -150,10 +150,10 @@ def test_rpc_meta_data_has_the_2013_parameters(name: str) -> None:
 
 
 def test_the_2013_name_cinder_schedule_is_a_deprecated_alias() -> None:
-    xml = render_metadata(agent_class("cinder-schedule").spec)
+    xml = render_metadata(service("cinder-schedule").spec)
     assert '<resource-agent name="cinder-schedule"' in xml
     assert "Deprecated" in xml and "cinder-scheduler" in xml
-    assert agent_class("cinder-schedule").spec.parameter("binary").default == "cinder-scheduler"
+    assert service("cinder-schedule").spec.parameter("binary").default == "cinder-scheduler"
 
 
 def test_every_agent_has_its_executable() -> None:
@@ -234,17 +234,13 @@ class FakeRpc:
         leader = self.pid()
         return [p for p in self.members(leader) if p != leader]
 
-    def wait_connected(self, count: int) -> None:
-        def connected() -> bool:
-            peers = 0
-            for pid in self.members(self.pid()):
-                try:
-                    peers += ("127.0.0.1", self.broker.port) in amqp.established_peers(pid)
-                except amqp.PeersUnavailable:
-                    pass
-            return peers >= count
+    def connected(self) -> List[int]:
+        """The daemon's processes that hold a connection to the fake broker."""
+        peers = established_peers(self.members(self.pid()))
+        return [pid for pid, seen in peers.items() if ("127.0.0.1", self.broker.port) in seen]
 
-        assert wait_until(connected, 5), "the fake daemon did not connect to the fake broker"
+    def wait_connected(self, count: int) -> None:
+        assert wait_until(lambda: len(self.connected()) >= count, 5), "the fake daemon did not connect"
 
     def close(self) -> None:
         self.broker.stop()
@@ -343,19 +339,20 @@ def test_a_child_without_amqp_connection_fails_when_the_broker_answers(volume: F
     volume.configure(rabbit=FAST_RECONNECT)
     volume.agent.params["start_grace"] = "1"
     assert volume.agent("start").rc == 0
-    time.sleep(1.1)  # past the children's start grace
+    clock = FakeClock()
+    clock.advance(1.1)  # past the children's start grace
     silent = volume.children()[0]
     os.kill(silent, signal.SIGUSR1)
-    lost_at = time.monotonic()
-    first = volume.agent("monitor")
+    assert wait_until(lambda: len(volume.connected()) == 1, 5), "the child dropped its connection"
+    first = act(volume.agent, "monitor", clock)
     assert first.rc == 0, first
-    assert f"backend process {silent} has no AMQP connection" in first.stderr
-    assert "WARNING" in first.stderr and "failing after 6 s unless it reconnects" in first.stderr
-    time.sleep(1.1)
-    waiting = volume.agent("monitor")  # past start_grace, but within the reconnection pause
+    assert f"backend process {silent} has no AMQP connection" in first.log
+    assert "WARNING" in first.log and "failing after 6 s unless it reconnects" in first.log
+    clock.advance(1.1)
+    waiting = act(volume.agent, "monitor", clock)  # past start_grace, but within the reconnection pause
     assert waiting.rc == 0, waiting
-    time.sleep(max(0.0, lost_at + 6.1 - time.monotonic()))
-    run = volume.agent("monitor")
+    clock.advance(5.0)
+    run = act(volume.agent, "monitor", clock)
     assert run.rc == 1, run
     assert f"backend process {silent} has had no AMQP connection" in run.reason
     assert f"127.0.0.1:{volume.broker.port} accepts connections" in run.reason
@@ -364,15 +361,16 @@ def test_a_child_without_amqp_connection_fails_when_the_broker_answers(volume: F
 def test_an_unreachable_broker_is_a_warning_not_a_failure(volume: FakeRpc) -> None:
     volume.agent.params["start_grace"] = "1"
     assert volume.agent("start").rc == 0
-    time.sleep(1.1)
+    clock = FakeClock()
+    clock.advance(1.1)
     volume.broker.stop()
-    run = volume.agent("monitor")
+    run = act(volume.agent, "monitor", clock)
     assert run.rc == 0, run
-    assert "WARNING" in run.stderr and "no broker of transport_url" in run.stderr
-    assert "an outage of a dependency" in run.stderr
-    assert RABBIT_PASSWORD not in run.stderr
-    time.sleep(1.1)  # still an outage after the grace
-    assert volume.agent("monitor").rc == 0
+    assert "WARNING" in run.log and "no broker of transport_url" in run.log
+    assert "an outage of a dependency" in run.log
+    assert RABBIT_PASSWORD not in run.log
+    clock.advance(60)  # still an outage long after the grace
+    assert act(volume.agent, "monitor", clock).rc == 0
     volume.broker.start()  # back: the service reconnects by itself, no restart
     leader = volume.pid()
     volume.wait_connected(2)
@@ -435,14 +433,15 @@ def test_start_waits_for_an_unreachable_broker_until_its_timeout(volume: FakeRpc
 def test_amqp_server_port_replaces_the_ports_of_transport_url(volume: FakeRpc) -> None:
     volume.agent.params["start_grace"] = "1"
     assert volume.agent("start").rc == 0
-    time.sleep(1.1)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         unused = sock.getsockname()[1]
     volume.agent.params["amqp_server_port"] = str(unused)
-    run = volume.agent("monitor")
+    clock = FakeClock()
+    clock.advance(1.1)
+    run = act(volume.agent, "monitor", clock)
     assert run.rc == 0, run
-    assert f"no broker of transport_url (127.0.0.1:{unused})" in run.stderr
+    assert f"no broker of transport_url (127.0.0.1:{unused})" in run.log
 
 
 @pytest.mark.parametrize("name", ["cinder-scheduler", "cinder-backup", "cinder-schedule"])
@@ -456,12 +455,13 @@ def test_single_process_services(make: Callable[[str], FakeRpc], name: str) -> N
         assert "cinder-schedule is deprecated" in start.stderr
     fake.wait_connected(1)
     assert fake.agent("monitor").rc == 0
-    time.sleep(1.1)
+    clock = FakeClock()
+    clock.advance(1.1)
     os.kill(fake.pid(), signal.SIGUSR1)
-    lost_at = time.monotonic()
-    assert fake.agent("monitor").rc == 0
-    time.sleep(max(0.0, lost_at + 6.1 - time.monotonic()))
-    run = fake.agent("monitor")
+    assert wait_until(lambda: not fake.connected(), 5), "the daemon dropped its connection"
+    assert act(fake.agent, "monitor", clock).rc == 0
+    clock.advance(6.1)
+    run = act(fake.agent, "monitor", clock)
     assert run.rc == 1, run
     assert f"{name} (process {fake.pid()}) has had no AMQP connection" in run.reason
 

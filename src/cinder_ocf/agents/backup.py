@@ -1,14 +1,14 @@
 """ocf:openstack:cinder-backup: the backup service.
 
-Exports: BackupAgent, SPEC.
+Exports: SERVICE, SPEC.
 
 One process (or one per backup_workers) holding connections to the message broker and
-reporting to os-services under cinder.conf's host; checked as agents/rpc.py describes.
+reporting to os-services under cinder.conf's host; checked as checks/rpc.py describes.
 """
 
 from __future__ import annotations
 
-from cinder_ocf.agents.rpc import RpcServiceAgent, rpc_spec
+from cinder_ocf.agents.rpc import rpc_service, rpc_spec
 
 SPEC = rpc_spec(
     "cinder-backup",
@@ -21,7 +21,4 @@ SPEC = rpc_spec(
     "or Keystone outage makes it warn, not fail.",
 )
 
-
-class BackupAgent(RpcServiceAgent):
-    spec = SPEC
-    service_binary = "cinder-backup"
+SERVICE = rpc_service(SPEC, "cinder-backup")

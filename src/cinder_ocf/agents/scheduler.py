@@ -1,18 +1,16 @@
 """ocf:openstack:cinder-scheduler (and the 2013 name cinder-schedule): the scheduler service.
 
-Exports: SchedulerAgent, ScheduleAgent, SPEC, ALIAS_SPEC.
+Exports: SERVICE, ALIAS_SERVICE, SPEC, ALIAS_SPEC.
 
 One process holding connections to the message broker and reporting to os-services under
-cinder.conf's host; checked as agents/rpc.py describes.
+cinder.conf's host; checked as checks/rpc.py describes.
 """
 
 from __future__ import annotations
 
-from cinder_ocf.agents.rpc import RpcServiceAgent, rpc_spec
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
-if TYPE_CHECKING:
-    from cinder_ocf.config import CinderConfig
+from cinder_ocf.agents.rpc import rpc_service, rpc_spec
+from cinder_ocf.checks.context import Context
+from cinder_ocf.openstack.conf import CinderConfig
 
 _LONGDESC = (
     "Manages cinder-scheduler, the OpenStack Block Storage scheduler, as a Pacemaker resource "
@@ -34,16 +32,11 @@ ALIAS_SPEC = rpc_spec(
 )
 
 
-class SchedulerAgent(RpcServiceAgent):
-    spec = SPEC
-    service_binary = "cinder-scheduler"
+def deprecated_name(ctx: Context, config: CinderConfig) -> None:
+    ctx.log.notice_once(
+        "cinder-schedule", "ocf:openstack:cinder-schedule is deprecated: use ocf:openstack:cinder-scheduler"
+    )
 
 
-class ScheduleAgent(SchedulerAgent):
-    spec = ALIAS_SPEC
-
-    def validate_rpc_service(self, config: CinderConfig) -> None:
-        self.log.notice_once(
-            "cinder-schedule",
-            "ocf:openstack:cinder-schedule is deprecated: use ocf:openstack:cinder-scheduler",
-        )
+SERVICE = rpc_service(SPEC, "cinder-scheduler")
+ALIAS_SERVICE = rpc_service(ALIAS_SPEC, "cinder-scheduler", validators=(deprecated_name,))

@@ -1,23 +1,22 @@
 """ocf:openstack:cinder-volume: the volume service, one process per backend, judged by each.
 
-Exports: VolumeAgent, SPEC.
+Exports: SERVICE, SPEC.
 
 cinder-volume (oslo.service) runs a parent that holds no broker connection and one child per
 backend of enabled_backends, each registered in os-services as host@backend.  The 2013 agent
-grepped netstat for the parent's pid; this one checks every backend child (see agents/rpc.py).
+grepped netstat for the parent's pid; this one checks every backend child (checks/rpc.py).
 In active/passive, every node must register the backends under the same host: cinder.conf's
 host (or each backend's backend_host) must be set, the same on all nodes.
 """
 
 from __future__ import annotations
 
-from cinder_ocf.agents.rpc import RpcServiceAgent, rpc_spec
+from cinder_ocf.agents.rpc import rpc_service, rpc_spec
+from cinder_ocf.checks.context import Context
+from cinder_ocf.checks.rpc import amqp_each_backend, backend_processes, heartbeat
 from cinder_ocf.metadata import Parameter
 from cinder_ocf.ocf import OcfError, OcfExit
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
-if TYPE_CHECKING:
-    from cinder_ocf.config import CinderConfig
+from cinder_ocf.openstack.conf import CinderConfig
 
 SPEC = rpc_spec(
     "cinder-volume",
@@ -43,36 +42,44 @@ SPEC = rpc_spec(
 )  # fmt: skip
 
 
-class VolumeAgent(RpcServiceAgent):
-    spec = SPEC
-    service_binary = "cinder-volume"
-    per_backend = True
+def validate_backends(ctx: Context, config: CinderConfig) -> None:
+    if ctx.params.given("multibackend"):
+        ctx.log.notice_once(
+            "multibackend",
+            "parameter multibackend is deprecated and ignored: the backends come from "
+            "enabled_backends in cinder.conf",
+        )
+    if not config.enabled_backends:
+        raise OcfError(
+            OcfExit.ERR_CONFIGURED,
+            f"{config.source} sets no enabled_backends: cinder-volume refuses to start without them",
+        )
+    if config.host:
+        return
+    unnamed = [b for b, host in config.backend_hosts if not host]
+    if unnamed:
+        hint = (
+            " ([DEFAULT] backend_host is not what cinder-volume uses for enabled_backends: "
+            "set backend_host in each backend's section)"
+            if config.backend_host
+            else ""
+        )
+        ctx.log.warning(
+            f"{config.source} sets neither host in [DEFAULT] nor backend_host for backend(s) "
+            f"{', '.join(unnamed)}: they register as {config.service_host}@<backend>, named after "
+            f"this node, so after a failover the volumes of the other node's name have no "
+            f"service. Set host = <one name for the cluster> on every node{hint}"
+        )
 
-    def validate_rpc_service(self, config: CinderConfig) -> None:
-        if self.params.given("multibackend"):
-            self.log.notice_once(
-                "multibackend",
-                "parameter multibackend is deprecated and ignored: the backends come from "
-                "enabled_backends in cinder.conf",
-            )
-        if not config.enabled_backends:
-            raise OcfError(
-                OcfExit.ERR_CONFIGURED,
-                f"{self.config_path} sets no enabled_backends: cinder-volume refuses to start without them",
-            )
-        if config.host:
-            return
-        unnamed = [b for b, host in config.backend_hosts if not host]
-        if unnamed:
-            hint = (
-                " ([DEFAULT] backend_host is not what cinder-volume uses for enabled_backends: "
-                "set backend_host in each backend's section)"
-                if config.backend_host
-                else ""
-            )
-            self.log.warning(
-                f"{self.config_path} sets neither host in [DEFAULT] nor backend_host for backend(s) "
-                f"{', '.join(unnamed)}: they register as {config.service_host}@<backend>, named after "
-                f"this node, so after a failover the volumes of the other node's name have no "
-                f"service. Set host = <one name for the cluster> on every node{hint}"
-            )
+
+def backend_hosts(config: CinderConfig) -> tuple[str, ...]:
+    return tuple(config.volume_service_hosts())
+
+
+SERVICE = rpc_service(
+    SPEC,
+    "cinder-volume",
+    checks=(backend_processes, amqp_each_backend, heartbeat),
+    validators=(validate_backends,),
+    hosts_of=backend_hosts,
+)

@@ -1,27 +1,66 @@
-"""Facts from cinder.conf, read through oslo.config the way cinder itself reads them.
+"""cinder.conf, read through oslo.config the way cinder itself reads it.
 
-Exports: CinderConfig, AuthSection, load_config, config_sources, watched_paths, readable_by,
-ConfigProblem.
+Exports: CinderConfig, AuthSection, ConfigProblem, load_config, config_sources, watched_paths,
+fingerprint, readable_by.
 
 oslo.config does the parsing (sections, interpolation, --config-dir ordering, value checks),
-with options registered here under cinder's names and defaults.  Importing it costs ~80 ms, so
-callers cache what they derive from it (see statefile.fingerprint).
+with options registered here under cinder's names and defaults.  It is imported only when
+cinder.conf must be parsed (~80 ms): agents cache what they derive from it under a
+fingerprint of the files and parameters it came from.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
 
-from cinder_ocf.confsources import config_sources, watched_paths
 from cinder_ocf.ocf import OcfExit
 
-__all__ = [
-    "AuthSection", "CinderConfig", "ConfigProblem", "config_sources", "load_config", "readable_by",
-    "watched_paths",
-]  # fmt: skip
+
+def config_sources(config: str, additional_arguments: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The config files and directories the daemon will read: the config parameter plus any
+    --config-file / --config-dir in additional_parameters, in order."""
+    files: list[str] = [config]
+    dirs: list[str] = []
+    args = list(additional_arguments)
+    for index, arg in enumerate(args):
+        for option, target in (("--config-file", files), ("--config-dir", dirs)):
+            if arg == option and index + 1 < len(args):
+                target.append(args[index + 1])
+            elif arg.startswith(option + "="):
+                target.append(arg.split("=", 1)[1])
+    return files, dirs
+
+
+def watched_paths(files: Sequence[str], dirs: Sequence[str]) -> list[str]:
+    """Every path whose change may change the configuration, for cache fingerprints."""
+    paths = list(files)
+    for directory in dirs:
+        paths.append(directory)
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        paths += [os.path.join(directory, n) for n in names if n.endswith(".conf")]
+    return paths
+
+
+def fingerprint(params: Mapping[str, str], files: Iterable[str]) -> str:
+    """A digest of everything a cached fact was derived from: the resource's parameters and the
+    identity and modification time of the files read.  Any change invalidates the cache."""
+    digest = hashlib.blake2b(digest_size=32)
+    for key in sorted(params):
+        digest.update(f"{key}\0{params[key]}\0".encode("utf-8", "surrogateescape"))
+    for path in files:
+        try:
+            info = os.stat(path)
+            digest.update(f"{path}\0{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}\0".encode())
+        except OSError as err:
+            digest.update(f"{path}\0{err.errno}\0".encode())
+    return digest.hexdigest()
 
 
 class ConfigProblem(Exception):
@@ -56,26 +95,27 @@ class AuthSection:
 
 @dataclass(frozen=True)
 class CinderConfig:
+    source: str = "cinder.conf"  # the config parameter's file, for operators' messages
     osapi_volume_listen: str = "0.0.0.0"
     osapi_volume_listen_port: int = 8776
     host: str = ""
     backend_host: str = ""
-    enabled_backends: Tuple[str, ...] = ()
+    enabled_backends: tuple[str, ...] = ()
     # (backend, [backend] backend_host): what cinder-volume registers as host@backend
-    backend_hosts: Tuple[Tuple[str, str], ...] = ()
+    backend_hosts: tuple[tuple[str, str], ...] = ()
     transport_url: str = field(default="", repr=False)
     rabbit_ssl: bool = False  # [oslo_messaging_rabbit] ssl
     # The longest pause between two reconnection attempts of oslo.messaging's rabbit driver:
     # rabbit_interval_max + kombu_reconnect_delay + kombu_reconnect_splay (30 + 1 + 0).
     rabbit_reconnect_pause: float = 31.0
-    keystone_authtoken: AuthSection = AuthSection()
+    keystone_authtoken: AuthSection = field(default_factory=AuthSection)
 
     @property
     def service_host(self) -> str:
         """[DEFAULT] host as cinder reads it: the node's host name when unset."""
         return self.host or socket.gethostname()
 
-    def volume_service_hosts(self) -> List[str]:
+    def volume_service_hosts(self) -> list[str]:
         """The os-services host of each cinder-volume backend: host@backend, where host is the
         backend section's backend_host, else [DEFAULT] host (cinder/cmd/volume.py)."""
         overrides = dict(self.backend_hosts)
@@ -98,7 +138,12 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
     """Parse cinder's configuration; ConfigProblem when it is missing, unreadable or malformed."""
     for path in files:
         _check_readable(path)
-    from oslo_config import cfg  # noqa: PLC0415 - ~80 ms: only when the cache is stale
+    for directory in dirs:
+        # oslo.config reads every *.conf there: a FIFO among them would hang the agent.
+        for path in watched_paths([], [directory])[1:]:
+            if os.path.exists(path) and not os.path.isfile(path):
+                raise ConfigProblem(OcfExit.ERR_CONFIGURED, f"config file {path} is not a regular file")
+    from oslo_config import cfg  # noqa: PLC0415 - ~80 ms, only when cinder.conf changed
 
     conf = cfg.ConfigOpts()
     conf.register_opts(
@@ -127,7 +172,7 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
          for name in auth_names] + [cfg.BoolOpt("insecure", default=False)],
         group="keystone_authtoken",
     )  # fmt: skip
-    args: List[str] = []
+    args: list[str] = []
     for path in files:
         args += ["--config-file", path]
     for directory in dirs:
@@ -141,6 +186,7 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
         for backend in backends:
             conf.register_opt(backend_host, group=backend)
         return CinderConfig(
+            source=files[0],
             osapi_volume_listen=conf.osapi_volume_listen or "0.0.0.0",
             osapi_volume_listen_port=conf.osapi_volume_listen_port,
             host=conf.host or "",
@@ -189,7 +235,7 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
-def readable_by(path: str, uid: int, gids: Sequence[int]) -> Optional[str]:
+def readable_by(path: str, uid: int, gids: Sequence[int]) -> str | None:
     """Why user uid cannot read path, or None when it can (checked by mode bits, as root)."""
     try:
         info = os.stat(path)

@@ -1,30 +1,26 @@
 """The message broker as a cinder service sees it: transport_url's hosts, and who talks to them.
 
-Exports: Transport, TransportError, parse_transport_url, broker_endpoints, resolve,
-established_peers, PeersUnavailable, first_reachable, format_hostport, parse_hostport,
+Exports: Transport, TransportError, Endpoint, parse_transport_url, broker_endpoints, resolve,
+first_reachable, format_hostport, parse_hostport,
 DEFAULT_PORT, TLS_PORT, AMQP_SCHEMES.
 
 transport_url is parsed the way oslo.messaging's TransportURL.parse does (several hosts split
 on ',', credentials before the last '@', IPv6 in brackets, the query overriding
-[oslo_messaging_rabbit] options such as ``ssl``), without importing oslo.messaging.  Its
-password never leaves this module except in Transport.secrets, for the log's redaction.
-
-A service's connections are read from /proc, as psutil reads them (the process' socket inodes
-in /proc/PID/fd, their state and peer in /proc/PID/net/tcp and tcp6), never from netstat or ss
-output: psutil's import alone would cost every monitor ~20 ms, more than the rest of it.
+[oslo_messaging_rabbit] options such as ``ssl``): importing oslo.messaging for that would
+cost every monitor more than the rest of it.  Its password never leaves this module except
+in Transport.secrets, for the log's redaction.
 """
 
 from __future__ import annotations
 
-import os
-import sys
+import socket
 import time
+import urllib.parse
+from collections.abc import Iterable, Sequence
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
-if TYPE_CHECKING:
-    from typing import Iterable, List, Optional, Sequence, Set, Tuple
+from cinder_ocf.ocf import is_true
 
-    Endpoint = Tuple[str, int]
+Endpoint = tuple[str, int]
 
 DEFAULT_PORT = 5672
 TLS_PORT = 5671
@@ -43,7 +39,7 @@ class Transport:
     __slots__ = ("hosts", "scheme", "secrets", "tls")
 
     def __init__(
-        self, scheme: str, hosts: List[Tuple[str, Optional[int]]], tls: Optional[bool], secrets: List[str]
+        self, scheme: str, hosts: list[tuple[str, int | None]], tls: bool | None, secrets: list[str]
     ) -> None:
         self.scheme = scheme
         self.hosts = hosts  # (host, port or None), in the URL's order
@@ -56,11 +52,7 @@ class Transport:
 
 
 def _unquote(text: str) -> str:
-    if "%" not in text:
-        return text
-    from urllib.parse import unquote  # noqa: PLC0415
-
-    return unquote(text)
+    return urllib.parse.unquote(text)
 
 
 def _port(text: str, where: str) -> int:
@@ -69,7 +61,7 @@ def _port(text: str, where: str) -> int:
     return int(text)
 
 
-def parse_hostport(text: str, where: str = "") -> Tuple[str, Optional[int]]:
+def parse_hostport(text: str, where: str = "") -> tuple[str, int | None]:
     """(host, port or None) of 'host', 'host:port', '[v6]', '[v6]:port' or a bare IPv6 address."""
     where = where or repr(text)
     if text.startswith("["):
@@ -108,8 +100,8 @@ def parse_transport_url(url: str) -> Transport:
             cut = min(cut, found)
     netloc, tail = rest[:cut], rest[cut:]
     query = tail.partition("?")[2].partition("#")[0]
-    hosts: List[Tuple[str, Optional[int]]] = []
-    secrets: List[str] = []
+    hosts: list[tuple[str, int | None]] = []
+    secrets: list[str] = []
     for index, entry in enumerate(netloc.split(","), 1):
         if not entry:
             continue
@@ -122,19 +114,17 @@ def parse_transport_url(url: str) -> Transport:
         hosts.append(parse_hostport(hostport, f"host {index} of transport_url"))
     if not hosts:
         hosts = [("localhost", None)]
-    tls: Optional[bool] = None
+    tls: bool | None = None
     for pair in query.split("&"):
         name, _, value = pair.partition("=")
         if _unquote(name) == "ssl":
-            from cinder_ocf.ocf import is_true  # noqa: PLC0415
-
             tls = is_true(_unquote(value))
             if tls is None:
                 raise TransportError(f"ssl={value!r} in transport_url is not a boolean")
     return Transport(scheme.lower(), hosts, tls, [s for s in secrets if s])
 
 
-def broker_endpoints(transport: Transport, conf_tls: bool, port_override: Optional[int]) -> List[Endpoint]:
+def broker_endpoints(transport: Transport, conf_tls: bool, port_override: int | None) -> list[Endpoint]:
     """(host, port) pairs a service of this configuration may be connected to.
 
     A host without a port: oslo.messaging's rabbit driver connects to 5672 whether or not TLS
@@ -143,7 +133,7 @@ def broker_endpoints(transport: Transport, conf_tls: bool, port_override: Option
     agents' amqp_server_port, when set) replaces every port.
     """
     tls = conf_tls if transport.tls is None else transport.tls
-    endpoints: List[Endpoint] = []
+    endpoints: list[Endpoint] = []
     for host, port in transport.hosts:
         if port_override is not None:
             ports = [port_override]
@@ -157,19 +147,17 @@ def broker_endpoints(transport: Transport, conf_tls: bool, port_override: Option
     return endpoints
 
 
-def _normal_ip(ip: str) -> str:
+def normal_ip(ip: str) -> str:
     # An IPv4 peer of an IPv6 socket shows as ::ffff:a.b.c.d.
     if ip.startswith("::ffff:") and "." in ip:
         return ip[7:]
     return ip.partition("%")[0]
 
 
-def resolve(endpoints: Iterable[Endpoint]) -> Tuple[Set[Endpoint], List[str]]:
+def resolve(endpoints: Iterable[Endpoint]) -> tuple[set[Endpoint], list[str]]:
     """The addresses (ip, port) of broker endpoints, and the names that did not resolve."""
-    import socket  # noqa: PLC0415 - only when a connection matched no cached address
-
-    addresses: Set[Endpoint] = set()
-    problems: List[str] = []
+    addresses: set[Endpoint] = set()
+    problems: list[str] = []
     for host, port in endpoints:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -177,71 +165,12 @@ def resolve(endpoints: Iterable[Endpoint]) -> Tuple[Set[Endpoint], List[str]]:
             problems.append(f"{host}: {getattr(err, 'strerror', None) or err}")
             continue
         for info in infos:
-            addresses.add((_normal_ip(str(info[4][0])), port))
+            addresses.add((normal_ip(str(info[4][0])), port))
     return addresses, problems
 
 
-class PeersUnavailable(Exception):
-    """The connections of a process cannot be read (kind: gone or denied)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-_TCP_ESTABLISHED = "01"  # include/net/tcp_states.h
-
-
-def established_peers(pid: int) -> Set[Endpoint]:
-    """The remote (ip, port) of every ESTABLISHED TCP connection of process pid."""
-    fd_dir = f"/proc/{pid}/fd"
-    inodes = set()
-    try:
-        for fd in os.listdir(fd_dir):
-            try:
-                target = os.readlink(f"{fd_dir}/{fd}")
-            except FileNotFoundError:  # closed meanwhile
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-        # The tables of the process' network namespace, with every socket of it: the inodes
-        # say which are this process' own.
-        peers: Set[Endpoint] = set()
-        for table in ("tcp", "tcp6"):
-            try:
-                with open(f"/proc/{pid}/net/{table}", encoding="ascii") as src:
-                    lines = src.read().splitlines()[1:]
-            except FileNotFoundError:
-                if not os.path.exists(f"/proc/{pid}"):
-                    raise
-                continue  # no IPv6 in this kernel
-            for line in lines:
-                fields = line.split()
-                if len(fields) > 9 and fields[3] == _TCP_ESTABLISHED and fields[9] in inodes:
-                    peers.add(_hex_endpoint(fields[2]))
-    except (FileNotFoundError, ProcessLookupError):
-        raise PeersUnavailable("gone", f"process {pid} is gone") from None
-    except PermissionError:
-        raise PeersUnavailable("denied", f"not allowed to read the sockets of process {pid}") from None
-    return peers
-
-
-def _hex_endpoint(text: str) -> Endpoint:
-    """/proc/net/tcp's address: 0100007F:1628 is 127.0.0.1:5672 (each 32-bit word in host order)."""
-    from _socket import AF_INET, AF_INET6, inet_ntop  # noqa: PLC0415
-
-    address, _, port = text.partition(":")
-    raw = bytes.fromhex(address)
-    if sys.byteorder == "little":
-        raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
-    ip = inet_ntop(AF_INET if len(raw) == 4 else AF_INET6, raw)
-    return _normal_ip(ip), int(port, 16)
-
-
-def first_reachable(addresses: Sequence[Endpoint], timeout: float) -> Optional[Endpoint]:
+def first_reachable(addresses: Sequence[Endpoint], timeout: float) -> Endpoint | None:
     """The first address that accepts a TCP connection from here, all tried within timeout."""
-    import socket  # noqa: PLC0415 - only when a process holds no broker connection
-
     deadline = time.monotonic() + max(timeout, 0.05)
     for index, (ip, port) in enumerate(addresses):
         remaining = deadline - time.monotonic()

@@ -1,0 +1,1 @@
+"""The daemon's lifecycle, for any service: its processes, spawn, start, stop, monitor."""

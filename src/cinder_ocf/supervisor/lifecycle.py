@@ -1,0 +1,413 @@
+"""The lifecycle every cinder service shares: validate, start, wait until healthy, stop, monitor.
+
+Exports: Supervisor, margin.
+
+The supervisor knows no service: it is given the agent's Service (its meta-data, checks,
+validators and facts) and runs the OCF actions for it.  What the checks need arrives in the
+Context it builds; the checks leave nothing behind on it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+
+from cinder_ocf import trusted
+from cinder_ocf.agents.base import Service
+from cinder_ocf.checks import Status, run_checks, verdict, waiting_for
+from cinder_ocf.checks.context import Clock, Context, Deadline, SystemClock
+from cinder_ocf.checks.tokens import Tokens, resolve_credentials
+from cinder_ocf.log import Logger
+from cinder_ocf.metadata import parse_params
+from cinder_ocf.ocf import Environment, OcfError, OcfExit
+from cinder_ocf.openstack import keystone
+from cinder_ocf.openstack.conf import (
+    CinderConfig,
+    ConfigProblem,
+    config_sources,
+    fingerprint,
+    load_config,
+    readable_by,
+    watched_paths,
+)
+from cinder_ocf.openstack.facts import Facts, FactsCache
+from cinder_ocf.supervisor import daemon, processes
+from cinder_ocf.supervisor.processes import ProcessView
+
+_POLL_S = 0.1
+
+
+def _reap(child: subprocess.Popen[bytes] | None) -> int | None:
+    """The exit status of a child that just died (None if it is not ours or not dead yet)."""
+    if child is None:
+        return None
+    try:
+        return child.wait(timeout=0.5)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def margin(timeout_s: float) -> float:
+    """Time kept back from the operation timeout to answer with a reason instead of being
+    killed: interpreter start-up, the last check's overrun, writing the answer.  At least
+    0.5 s more than dispatch's alarm keeps back (0.3 s), so that the action's own deadline,
+    not the alarm, decides how a slow action ends."""
+    return max(0.8, min(2.0, timeout_s * 0.1))
+
+
+class Supervisor:
+    """start/stop/monitor/validate-all for one resource of one service."""
+
+    def __init__(
+        self, service: Service, env: Environment, log: Logger, strict: bool, clock: Clock | None = None
+    ) -> None:
+        self.service = service
+        self.spec = service.spec
+        self.name = service.spec.name
+        self.env = env
+        self.log = log
+        self.clock = clock or SystemClock()
+        self.params = parse_params(self.spec, env, log, strict)
+        self.binary = self.params.text("binary")
+        self.config_path = self.params.text("config")
+        self.user_name = self.params.text("user")
+        self.pid_path = self.params.text("pid")
+        timeout = env.timeout_s(self.spec.default_timeout(env.action))
+        # Never negative: an absurdly short operation timeout leaves no time, not less than none.
+        self.deadline = Deadline(self.clock, max(0.0, timeout - margin(timeout)))
+        self._arguments: list[str] | None = None
+        self._inputs: str | None = None
+        self._config: CinderConfig | None = None
+        self.ctx = self._context()
+
+    # ---------------------------------------------------------------- what the checks get
+    def _context(self) -> Context:
+        tokens = Tokens(
+            lambda: keystone.TokenCache(self.state_path("token"), self.inputs),
+            self.state_path("nocreds"),
+            self._credentials,
+            self._check_timeout,
+            self.log,
+        )
+        return Context(
+            service=self.service,
+            env=self.env,
+            params=self.params,
+            log=self.log,
+            clock=self.clock,
+            deadline=self.deadline,
+            processes=ProcessView(self.pid_path, self.clock),
+            tokens=tokens,
+            load_facts=self.facts,
+            load_config=self.config,
+            last_output=self.last_output,
+        )
+
+    def _check_timeout(self) -> float:
+        return self.ctx.check_timeout()
+
+    def _credentials(self) -> keystone.Credentials:
+        creds = resolve_credentials(
+            self.spec, self.params, self.config, self.service.wants_endpoint, self.env.environ
+        )
+        for secret in creds.secrets:
+            self.log.add_secret(secret)
+        return creds
+
+    def state_path(self, suffix: str) -> str:
+        return trusted.state_path(self.env.rsctmp, self.env.instance, suffix)
+
+    @property
+    def arguments(self) -> list[str]:
+        """additional_parameters split into arguments (shlex: quotes, never a shell)."""
+        if self._arguments is None:
+            text = self.params.text("additional_parameters")
+            try:
+                self._arguments = shlex.split(text) if text.strip() else []
+            except ValueError as err:
+                raise OcfError(OcfExit.ERR_CONFIGURED, f"additional_parameters: {err}") from None
+        return self._arguments
+
+    def config_sources(self) -> tuple[list[str], list[str]]:
+        return config_sources(self.config_path, self.arguments)
+
+    def config(self) -> CinderConfig:
+        """cinder.conf as the daemon will read it; OcfError when it cannot be used."""
+        if self._config is None:
+            try:
+                self._config = load_config(*self.config_sources())
+            except ConfigProblem as err:
+                raise OcfError(err.code, err.reason) from None
+        return self._config
+
+    @property
+    def inputs(self) -> str:
+        """Fingerprint of everything the caches derive from: parameters and watched files."""
+        if self._inputs is None:
+            paths = watched_paths(*self.config_sources())
+            if self.params.text("os_cloud"):
+                paths += keystone.clouds_yaml_paths(self.env.environ)
+            self._inputs = fingerprint(self.env.params, paths)
+        return self._inputs
+
+    def facts(self) -> Facts:
+        cache = FactsCache(self.state_path("conf"), self.name, self.inputs)
+        facts = cache.load()
+        if facts is not None:
+            return facts
+        facts = self.service.derive_facts(self.ctx, self.config())
+        try:
+            cache.store(facts)
+        except OSError as err:
+            self.log.warning(f"cannot cache cinder.conf facts in {cache.path}: {err}")
+        return facts
+
+    # ---------------------------------------------------------------- actions
+    def validate_all(self) -> OcfExit:
+        self._binary_path()
+        user = self._user()
+        config = self.config()
+        for path in self.config_sources()[0]:
+            why = readable_by(path, user.uid, user.groups)
+            if why:
+                raise OcfError(OcfExit.ERR_CONFIGURED, f"user {user.name} cannot read {path}: {why}")
+        self._check_pid_directory()
+        console_log = self.params.text("console_log")
+        if console_log and not os.path.isabs(console_log):
+            raise OcfError(OcfExit.ERR_CONFIGURED, f"console_log {console_log!r} is not an absolute path")
+        for validator in self.service.validators:
+            validator(self.ctx, config)
+        return OcfExit.SUCCESS
+
+    def status(self) -> OcfExit:
+        """The process alone, no health check (the 2013 agents' status action)."""
+        view = self.ctx.processes
+        if view.running:
+            return OcfExit.SUCCESS
+        if view.orphaned:
+            raise OcfError(OcfExit.ERR_GENERIC, self.orphan_reason())
+        # An exit reason for 7 too: crm_mon shows it next to a failed recurring monitor, and
+        # "process 1234 recorded in ... is gone" or "pid file ... is owned by uid 65534"
+        # tells the operator why the resource is not running.
+        self.log.info(f"{self.name} is not running: {view.note}")
+        self.log.exit_reason(f"{self.name} is not running: {view.note}")
+        return OcfExit.NOT_RUNNING
+
+    def monitor(self) -> OcfExit:
+        code = self.status()
+        if code != OcfExit.SUCCESS:
+            return code
+        results = run_checks(self.ctx, self.service.checks)
+        code, reason, warnings = verdict(results)
+        for warning in warnings:
+            self.log.warning(warning)
+        if code != OcfExit.SUCCESS:
+            raise OcfError(code, reason)
+        for result in results:
+            if result.status is Status.PENDING:
+                self.log.info(f"{result.name}: {result.detail}")
+        self.log.debug(f"{self.name} is healthy")
+        return code
+
+    def start(self) -> OcfExit:
+        if self.deadline.remaining() < _POLL_S:
+            # Decided here, before anything is spawned: a daemon started without the time to
+            # see it healthy would only be left for the stop that follows.
+            raise OcfError(
+                OcfExit.ERR_GENERIC,
+                f"{self.name} did not become healthy within {self.deadline.seconds:.1f} s: the "
+                f"operation timeout leaves no time to start it",
+            )
+        self.validate_all()
+        view = self.ctx.processes
+        child: subprocess.Popen[bytes] | None = None
+        if view.running:
+            self.log.info(f"{self.name} already runs (pid {view.leader.pid}); waiting until healthy")
+            leader = view.leader
+        else:
+            if view.orphaned:
+                self.log.warning(self.orphan_reason() + "; ending them before the start")
+                self._end_tree(view.leader, view.member_pids)
+            if self.service.before_spawn is not None:
+                self.service.before_spawn(self.ctx)
+            child, leader = self._spawn()
+        if self.service.uses_token:
+            self.ctx.tokens.prefetch()
+        return self._wait_healthy(child, leader)
+
+    def stop(self) -> OcfExit:
+        view = self.ctx.processes
+        if view.recorded is None:
+            if view.note and os.path.lexists(self.pid_path):
+                # Untrusted pid file: nothing it names is signalled.  The link or file itself
+                # goes, so that the next start records a real identity.
+                self.log.warning(f"{view.note}; removing it")
+                try:
+                    trusted.remove(self.pid_path)
+                except OSError as err:
+                    # A directory, a read-only file system: nothing of ours runs, so stop
+                    # still succeeds (a failed stop gets the node fenced); start will say why
+                    # it cannot record the daemon there.
+                    self.log.warning(f"cannot remove {self.pid_path}: {err.strerror}")
+            self.log.info(f"{self.name} is already stopped")
+            return OcfExit.SUCCESS
+        if not view.members:
+            trusted.remove(self.pid_path)
+            self.log.info(f"{self.name} is already stopped")
+            return OcfExit.SUCCESS
+        self._end_tree(view.leader, view.member_pids)
+        trusted.remove(self.pid_path)
+        self.log.info(f"{self.name} stopped")
+        return OcfExit.SUCCESS
+
+    # ---------------------------------------------------------------- internals
+    def _binary_path(self) -> str:
+        path = self.env.environ.get("PATH", "")
+        found = daemon.find_executable(self.binary, path)
+        if found is None:
+            where = "" if "/" in self.binary else f" in PATH ({path or daemon.DEFAULT_PATH})"
+            raise OcfError(OcfExit.ERR_INSTALLED, f"{self.binary} not found or not executable{where}")
+        return found
+
+    def _user(self) -> daemon.DaemonUser:
+        user = daemon.lookup_user(self.user_name)
+        if user is None:
+            raise OcfError(OcfExit.ERR_INSTALLED, f"user {self.user_name} does not exist")
+        if os.geteuid() != 0 and user.uid != os.geteuid():
+            raise OcfError(OcfExit.ERR_PERM, f"only root can run {self.name} as {user.name}")
+        return user
+
+    def _check_pid_directory(self) -> None:
+        if not os.path.isabs(self.pid_path):
+            raise OcfError(OcfExit.ERR_CONFIGURED, f"pid {self.pid_path!r} is not an absolute path")
+        directory = os.path.dirname(self.pid_path) or "."
+        if not os.path.isdir(directory):
+            return  # created on start, or start says why it cannot be
+        try:
+            trusted.check_directory(directory)
+        except PermissionError as err:
+            raise OcfError(OcfExit.ERR_PERM, f"pid directory {err}") from None
+
+    def console_log(self) -> str:
+        configured = self.params.text("console_log")
+        if configured:
+            return configured
+        if os.path.isdir("/var/log/cinder"):
+            return f"/var/log/cinder/{os.path.basename(self.state_path('console.log'))}"
+        return self.state_path("console.log")
+
+    def daemon_argv(self, binary_path: str) -> list[str]:
+        return [binary_path, "--config-file", self.config_path, *self.arguments]
+
+    def _spawn(self) -> tuple[subprocess.Popen[bytes], processes.ProcessIdentity]:
+        argv = self.daemon_argv(self._binary_path())
+        user = self._user()
+        output = self.console_log()
+        try:
+            os.makedirs(os.path.dirname(output), mode=0o755, exist_ok=True)
+        except OSError as err:  # HA_RSCTMP or the console_log directory is a file, say
+            raise OcfError(
+                OcfExit.ERR_PERM, f"cannot create the directory of {output}: {err.strerror}"
+            ) from None
+        try:
+            output_fd = daemon.open_output(output)
+        except OSError as err:  # a directory, a dangling symlink: the binary is not to blame
+            raise OcfError(OcfExit.ERR_PERM, f"cannot open console_log {output}: {err.strerror}") from None
+        self.log.info(f"starting {self.name} as {user.name}: {' '.join(argv)} (output: {output})")
+        try:
+            child = daemon.spawn(argv, user, output_fd, self.env.environ)
+        except PermissionError as err:
+            raise OcfError(OcfExit.ERR_PERM, f"cannot execute {argv[0]}: {err.strerror}") from None
+        except OSError as err:
+            raise OcfError(OcfExit.ERR_INSTALLED, f"cannot execute {argv[0]}: {err.strerror}") from None
+        finally:
+            os.close(output_fd)
+        leader = processes.identity_of(child.pid)
+        if leader is None:
+            raise OcfError(OcfExit.ERR_GENERIC, self._death_reason(output, child.wait()))
+        try:
+            processes.write_pid_file(self.pid_path, leader)
+        except OSError as err:
+            processes.signal_tree([child.pid], leader, signal.SIGKILL)
+            child.wait()
+            raise OcfError(OcfExit.ERR_PERM, f"cannot write pid file {self.pid_path}: {err}") from None
+        self.ctx.processes.refresh()
+        return child, leader
+
+    def _wait_healthy(
+        self, child: subprocess.Popen[bytes] | None, leader: processes.ProcessIdentity
+    ) -> OcfExit:
+        last = "no check ran yet"
+        while True:
+            exit_status = child.poll() if child is not None else None
+            if exit_status is None and not processes.is_running(leader):
+                exit_status = _reap(child)
+            if exit_status is not None or not processes.is_running(leader):
+                raise OcfError(OcfExit.ERR_GENERIC, self._death_reason(self.console_log(), exit_status))
+            if self.deadline.remaining() < _POLL_S:
+                # A check squeezed into what is left would only report its own lack of time.
+                raise OcfError(
+                    OcfExit.ERR_GENERIC,
+                    f"{self.name} did not become healthy within {self.deadline.seconds:.1f} s: {last}",
+                )
+            self.ctx.processes.refresh()
+            results = run_checks(self.ctx, self.service.checks)
+            code, reason, warnings = verdict(results)
+            waiting = waiting_for(results)
+            if code == OcfExit.SUCCESS and not waiting:
+                for warning in warnings:
+                    self.log.warning(warning)
+                self.log.info(f"{self.name} started (pid {leader.pid})")
+                return OcfExit.SUCCESS
+            if code != OcfExit.SUCCESS and self.service.give_up is not None:
+                self.service.give_up(self.ctx, reason)
+            last = reason or waiting
+            self.clock.sleep(min(_POLL_S, self.deadline.remaining()))
+
+    def _death_reason(self, output: str, exit_status: int | None) -> str:
+        return f"{self.name} {daemon.describe_exit(exit_status)} during start; {self.last_output(output)}"
+
+    def last_output(self, output: str = "") -> str:
+        """The daemon's last output lines, for an exit reason."""
+        output = output or self.console_log()
+        lines = daemon.tail(output, 3)
+        said = " | ".join(line[-200:] for line in lines) if lines else "no output"
+        return f"last output ({output}): {said}"
+
+    def orphan_reason(self) -> str:
+        view = self.ctx.processes
+        pids = " ".join(str(p) for p in view.member_pids[:10])
+        return (
+            f"{self.name} parent process {view.leader.pid} is gone but "
+            f"{len(view.member_pids)} of its processes still run ({pids})"
+        )
+
+    def _end_tree(self, leader: processes.ProcessIdentity, members: list[int]) -> None:
+        """SIGTERM to the whole tree, SIGKILL to what is left before the deadline."""
+        budget = self.deadline.remaining()
+        grace = budget - min(5.0, budget * 0.25)
+        term_deadline = self.clock.monotonic() + grace
+        signalled: set[int] = set()
+        left = members
+        while left and self.clock.monotonic() < term_deadline:
+            fresh = [pid for pid in left if pid not in signalled]
+            termed = processes.signal_tree(fresh, leader, signal.SIGTERM)
+            # A stopped process (SIGSTOP, a debugger) acts on SIGTERM only once continued, as
+            # systemd knows: without SIGCONT it would wait for the SIGKILL at the very end.
+            processes.signal_tree(termed, leader, signal.SIGCONT)
+            signalled.update(termed)
+            left = processes.wait_gone(leader, min(term_deadline, self.clock.monotonic() + 0.05))
+        if left:
+            self.log.warning(
+                f"{self.name}: {len(left)} process(es) ignored SIGTERM for {grace:.1f} s: "
+                f"sending SIGKILL to {left}"
+            )
+            processes.signal_tree(left, leader, signal.SIGKILL)
+            left = processes.wait_gone(leader, self.deadline.end)
+        if left:
+            raise OcfError(
+                OcfExit.ERR_GENERIC,
+                f"{self.name}: processes {left} survived SIGKILL (stuck in the kernel?)",
+            )
