@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
+import psutil
 import pytest
 
 from cinder_ocf.openstack.keystone import TokenCache
-from tests.conftest import AgentRun, process_state, session_members
+from tests.conftest import AgentRun, process_state, session_members, wait_until
 from tests.unit.resources import Resource
 
 
@@ -121,3 +122,32 @@ def test_a_monitor_racing_a_start_answers_consistently(resource: Resource) -> No
         assert f"started (pid {leader})" in started.stderr
         assert session_members(leader) == [leader], "one daemon, the one recorded"
         assert res.run("monitor").rc == 0
+
+
+def daemons_of(res: Resource) -> List[int]:
+    """Every process running this resource's fake daemon, whoever started it."""
+    return [
+        proc.pid
+        for proc in psutil.process_iter(["cmdline"])
+        if str(res.binary) in (proc.info["cmdline"] or [])[:2] and proc.status() != psutil.STATUS_ZOMBIE
+    ]
+
+
+@pytest.mark.parametrize("actions", [["start", "start"], ["start", "start", "stop"]])
+def test_starts_and_stops_of_one_resource_take_turns(resource: Resource, actions: List[str]) -> None:
+    """Two starts at once (an operator's debug-start beside Pacemaker) each found no pid file and
+    both spawned; serialized, the second finds the first's daemon.  Whatever the order the lock
+    gives them, the end is one daemon tree when the last action was a start, none after stop."""
+    res = resource
+    runs = at_once(res, [(action, 0) for action in actions])
+    for run in runs:
+        assert run.rc == 0, run
+    leader = res.pid() if res.pid_file().exists() else None
+    running = daemons_of(res)
+    if leader is None:
+        assert running == [], "no pid file and yet a daemon runs"
+    else:
+        leaders = [pid for pid in running if psutil.Process(pid).ppid() not in running]
+        assert leaders == [leader], f"one daemon tree, the one recorded: {running}"
+    assert res.run("stop").rc == 0
+    assert wait_until(lambda: not daemons_of(res), 5), daemons_of(res)

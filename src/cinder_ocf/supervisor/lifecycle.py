@@ -9,10 +9,13 @@ Context it builds; the checks leave nothing behind on it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shlex
 import signal
 import subprocess
+from collections.abc import Iterator
 
 from cinder_ocf import trusted
 from cinder_ocf.agents.base import Service
@@ -212,6 +215,46 @@ class Supervisor:
         return code
 
     def start(self) -> OcfExit:
+        with self._exclusive("start"):
+            return self._start()
+
+    def stop(self) -> OcfExit:
+        with self._exclusive("stop"):
+            return self._stop()
+
+    @contextlib.contextmanager
+    def _exclusive(self, action: str) -> Iterator[None]:
+        """One start or stop of this resource at a time on this node: two starts at once (an
+        operator's debug-start beside Pacemaker) would each find no pid file and spawn a
+        daemon.  Monitors take no lock: they only read, and a pid file is replaced whole."""
+        path = self.state_path("lock")
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
+        except OSError as err:
+            # No HA_RSCTMP to lock in: stop must still work, and start says why it cannot.
+            self.log.warning(f"cannot lock {path} ({err.strerror}): {action} runs without the lock")
+            yield
+            return
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if self.deadline.remaining() < _POLL_S:
+                        raise OcfError(
+                            OcfExit.ERR_GENERIC,
+                            f"another start or stop of this resource held {path} for the whole "
+                            f"{self.deadline.seconds:.1f} s of this {action}",
+                        ) from None
+                    self.clock.sleep(_POLL_S)
+            self.ctx.processes.refresh()  # what the other action left
+            yield
+        finally:
+            os.close(fd)
+
+    def _start(self) -> OcfExit:
         if self.deadline.remaining() < _POLL_S:
             # Decided here, before anything is spawned: a daemon started without the time to
             # see it healthy would only be left for the stop that follows.
@@ -237,7 +280,7 @@ class Supervisor:
             self.ctx.tokens.prefetch()
         return self._wait_healthy(child, leader)
 
-    def stop(self) -> OcfExit:
+    def _stop(self) -> OcfExit:
         view = self.ctx.processes
         if view.recorded is None:
             if view.note and os.path.lexists(self.pid_path):
