@@ -17,7 +17,7 @@ lint: deps
 
 ## demo: a real two-node Pacemaker cluster keeping a real cinder-api available through failures
 demo: deps
-	$(VENV)/bin/python tools/demo
+	$(VENV)/bin/python -m lab.demo
 
 ## test: lint, unit tests, integration tests with the real services, ocf-tester, cluster tests
 test: lint

@@ -1,6 +1,6 @@
 """make bench: what the agents cost, measured against the real services of the test stack.
 
-Starts RabbitMQ and Keystone (tests/stack), runs cinder-api, cinder-volume, cinder-scheduler
+Starts RabbitMQ and Keystone (lab/stack), runs cinder-api, cinder-volume, cinder-scheduler
 and cinder-backup through our agents as real processes, exactly as Pacemaker would run them,
 and measures:
 
@@ -41,11 +41,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.stack.install import ensure_debian_packages, ensure_service_user, ensure_stack_venv  # noqa: E402
-from tests.stack.openstack import CINDER_HOST, OpenStack, get_token, http_request  # noqa: E402
-
 from cinder_ocf.auth import RENEW_MARGIN_S  # noqa: E402
 from cinder_ocf.cli import install_agents  # noqa: E402
+from lab.stack.install import ensure_debian_packages, ensure_service_user, ensure_stack_venv  # noqa: E402
+from lab.stack.openstack import CINDER_HOST, OpenStack, get_token, http_request  # noqa: E402
 
 LOG = logging.getLogger("bench")
 HERE = ROOT / "benchmarks"
@@ -832,7 +831,7 @@ def results_md(results: Dict[str, Any]) -> str:
         "",
         "## Method",
         "",
-        "* The stack is tests/stack: RabbitMQ, Keystone (gunicorn, one worker) and cinder 29's "
+        "* The stack is lab/stack: RabbitMQ, Keystone (gunicorn, one worker) and cinder 29's "
         "services from the stack venv, on loopback; each agent starts its own service as the "
         "`cinder` user; the agents run from a temporary OCF directory written by `cinder-ocf "
         "install-agents`, bound to the interpreter that runs the bench (a venv made from Debian's "

@@ -17,8 +17,8 @@ from typing import Iterator, List
 
 import pytest
 
-from tests.stack.install import ensure_debian_packages, ensure_service_user, ensure_stack_venv
-from tests.stack.openstack import OpenStack
+from lab.stack.install import ensure_debian_packages, ensure_service_user, ensure_stack_venv
+from lab.stack.openstack import OpenStack
 
 LOG = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent

@@ -10,8 +10,8 @@ from typing import Iterator
 
 import pytest
 
+from lab.stack.openstack import OpenStack
 from tests.conftest import Agent, open_dir, process_state, session_members, wait_until
-from tests.stack.openstack import OpenStack
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """cinder-volume, cinder-scheduler and cinder-backup agents against the real services.
 
-Real RabbitMQ, Keystone, and cinder 29 from PyPI (tests/stack): cinder-volume with two fake
+Real RabbitMQ, Keystone, and cinder 29 from PyPI (lab/stack): cinder-volume with two fake
 backends (fake1, fake2), host = cinder-cluster, report_interval 2 s, service_down_time 10 s.
 The heartbeat check asks os-services of a real cinder-api, run through our own cinder-api
 agent; credentials come from cinder.conf's [keystone_authtoken], as in ocf-tester's runs.
@@ -17,8 +17,8 @@ from typing import Callable, Dict, Iterator, List
 
 import pytest
 
+from lab.stack.openstack import CINDER_HOST, OpenStack
 from tests.conftest import Agent, AgentRun, open_dir, process_state, session_members, wait_until
-from tests.stack.openstack import CINDER_HOST, OpenStack
 
 SERVICES = {
     "cinder-volume": [f"{CINDER_HOST}@fake1", f"{CINDER_HOST}@fake2"],

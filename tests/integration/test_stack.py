@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
-from tests.stack.openstack import (
+from lab.stack.openstack import (
     CINDER_HOST,
     OpenStack,
     Process,

@@ -1,12 +1,12 @@
 """The agents in a real Pacemaker cluster with real Keystone and RabbitMQ, and the failures
 they must handle: the setup and the measured scenarios that tests/cluster/test_api_cluster.py
-(which asserts) and tools/demo (which narrates) share.
+(which asserts) and lab/demo.py (which narrates) share.
 
 Exports: ServiceResource, SERVICES, Deployment, Poller, Timings and the scenario results.
 
 Layout (names and addresses from harness.py)::
 
-    cocf-svc     10.213.0.100  RabbitMQ and Keystone (tests/stack/openstack.py); cinder.conf
+    cocf-svc     10.213.0.100  RabbitMQ and Keystone (lab/stack/openstack.py); cinder.conf
                                and the sqlite database live under /var/tmp/cinder-ocf/cluster-*,
                                which every node sees
     node1/node2  10.213.0.1/2  Pacemaker + Corosync; the agents, installed into
@@ -41,14 +41,14 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from cinder_ocf.clusterconfig import VIP_ID, ClusterPlan, crm_configuration, pcs_commands
-from tests.stack.install import (
+from lab.stack.install import (
     DEFAULT_VENV,
     ensure_debian_packages,
     ensure_service_user,
     ensure_stack_venv,
     stack_venv_path,
 )
-from tests.stack.openstack import CINDER_API_PORT, OpenStack
+from lab.stack.openstack import CINDER_API_PORT, OpenStack
 
 from .harness import (
     CLIENT_NS,
@@ -191,7 +191,7 @@ class Gap:
 
 
 class Poller:
-    """tests/cluster/client.py in a namespace of the test network, calling one URL every
+    """lab/cluster/client.py in a namespace of the test network, calling one URL every
     `interval` seconds until stopped; the samples arrive while it runs."""
 
     def __init__(self, url: str, *, ns: str = CLIENT_NS, interval: float = 0.1, timeout: float = 2.0) -> None:
@@ -524,7 +524,7 @@ class Deployment:
         if busy:
             raise HarnessError(
                 f"namespaces {busy} are in use (another cluster test or demo runs?): wait for it, "
-                "or end a killed run's leftovers with `python -m tests.cluster.harness cleanup`"
+                "or end a killed run's leftovers with `python -m lab.cluster.harness cleanup`"
             )
 
     def _start_stack(self) -> None:

@@ -409,7 +409,7 @@ class Network:
             why = f"has no {ip}" if adopt else "is another cluster's, or left by a killed run"
             raise HarnessError(
                 f"namespace {ns} exists already and {why} "
-                "(`python -m tests.cluster.harness cleanup` ends what a killed run left)"
+                "(`python -m lab.cluster.harness cleanup` ends what a killed run left)"
             )
         self._add_ns(ns)
         port = "p-" + ns[len(NS_PREFIX) :]
@@ -1137,7 +1137,7 @@ def _complete(tree: ET.ElementTree, rsc: str) -> bool:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """python -m tests.cluster.harness cleanup: end what a killed test run left behind."""
+    """python -m lab.cluster.harness cleanup: end what a killed test run left behind."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("command", choices=["cleanup"])
     parser.parse_args(argv)
