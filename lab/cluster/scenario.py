@@ -40,7 +40,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import psutil
+
 from cinder_ocf.clusterconfig import VIP_ID, ClusterPlan, crm_configuration, pcs_commands
+from lab.host import pid_alive
 from lab.stack.install import (
     DEFAULT_VENV,
     ensure_debian_packages,
@@ -64,7 +67,6 @@ from .harness import (
     netns_executor,
     netns_list,
     node_ip,
-    pid_alive,
     wait_for,
 )
 
@@ -719,17 +721,15 @@ class Deployment:
         as "pid argv": cinder daemons of this deployment only, not a colleague's."""
         if self.stack is None:
             return []
-        conf = os.fsencode(self.stack.cinder_conf)
+        conf = str(self.stack.cinder_conf)
         found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == os.getpid():
-                continue
+        for proc in psutil.process_iter():
             try:
-                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            except OSError:
+                argv = proc.cmdline()
+            except psutil.Error:
                 continue  # gone meanwhile
-            if conf in argv and pid_alive(int(entry)):
-                found.append(f"{entry} {b' '.join(argv).decode(errors='replace').strip()}")
+            if proc.pid != os.getpid() and conf in argv and pid_alive(proc.pid):
+                found.append(f"{proc.pid} {' '.join(argv).strip()}")
         return found
 
     # --------------------------------------------------------------------- scenarios

@@ -16,11 +16,12 @@ import pwd
 import re
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
 import pytest
+
+from lab.host import open_dir
 
 pytestmark = pytest.mark.packaging
 
@@ -40,13 +41,6 @@ ACCEPTED_WARNINGS = {
     "invalid-url",  # Source0 is the local sdist's name, for the same reason
     "no-manual-page-for-binary",  # cinder-ocf --help documents the command; man pages are per agent
 }
-
-
-def open_dir(prefix: str) -> Path:
-    """A scratch directory that `nobody` can traverse (mkdtemp makes 0700 ones)."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
-    path.chmod(0o755)
-    return path
 
 
 def run(argv: List[str], **kwargs) -> subprocess.CompletedProcess:

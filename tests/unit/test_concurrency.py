@@ -15,7 +15,8 @@ from typing import Iterator, List, Tuple
 import pytest
 
 from cinder_ocf.statefile import read_state
-from tests.conftest import AgentRun, process_state, session_members
+from lab.host import process_state, session_members
+from lab.resource import AgentRun
 from tests.unit.resources import Resource
 
 
