@@ -31,7 +31,7 @@ unit: deps
 ## the real services, beside the 2013 shell agent; writes benchmarks/results.md and .json and the
 ## README's table.  Not a test: it prints numbers.  Run it on a quiet machine.
 bench: deps
-	$(VENV)/bin/python benchmarks/run.py $(BENCH_ARGS)
+	$(VENV)/bin/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf build dist src/*.egg-info .pytest_cache .ruff_cache
