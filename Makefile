@@ -11,11 +11,16 @@ BENCH_ARGS ?=
 deps:
 	./tools/install-deps
 
+# All the project's Python: the product, the lab, its users, the tools (update-readme is
+# Python without the suffix, so it is named).
+LINTED = src lab tests benchmarks tools tools/update-readme
+
 lint: deps
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 
 ## demo: a real two-node Pacemaker cluster keeping a real cinder-api available through failures
+## (lab/demo.py, run as a module from the root, where the lab package is)
 demo: deps
 	$(VENV)/bin/python -m lab.demo
 
