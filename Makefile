@@ -11,14 +11,19 @@ BENCH_ARGS ?=
 deps:
 	./tools/install-deps
 
+# All the project's Python: the product, the lab, its users, the tools (update-readme is
+# Python without the suffix, so it is named).
+LINTED = src lab tests benchmarks tools tools/update-readme
+
 lint: deps
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/mypy
 
 ## demo: a real two-node Pacemaker cluster keeping a real cinder-api available through failures
+## (lab/demo.py, run as a module from the root, where the lab package is)
 demo: deps
-	$(VENV)/bin/python tools/demo
+	$(VENV)/bin/python -m lab.demo
 
 ## test: lint, unit tests, integration tests with the real services, ocf-tester, cluster tests
 test: lint
@@ -32,7 +37,7 @@ unit: deps
 ## the real services, beside the 2013 shell agent; writes benchmarks/results.md and .json and the
 ## README's table.  Not a test: it prints numbers.  Run it on a quiet machine.
 bench: deps
-	$(VENV)/bin/python benchmarks/run.py $(BENCH_ARGS)
+	$(VENV)/bin/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf build dist src/*.egg-info .pytest_cache .ruff_cache

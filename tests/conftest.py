@@ -1,24 +1,29 @@
-"""Fixtures every test layer shares: the agents installed as Pacemaker would run them."""
+"""Fixtures every test layer shares: the agents installed as Pacemaker would run them.
 
+The agents run as Pacemaker runs them through lab.resource (Agent, AgentRun); the processes
+they leave are read through lab.host.
+"""
+
+import socket
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator
 
 import pytest
 
 from cinder_ocf.cli import install_agents
+from lab.host import open_dir
+from lab.resource import OCF_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def open_dir(prefix: str) -> Path:
-    """A temp dir under /var/tmp that `nobody` and daemon users can traverse (mkdtemp is 0700)."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
-    path.chmod(0o755)
-    return path
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 nobody listens on (for a fake of the tests' own, or none)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -30,92 +35,17 @@ def agents_dir() -> Iterator[Path]:
     subprocess.run(["rm", "-rf", str(directory)], check=True)
 
 
-class AgentRun:
-    def __init__(self, proc: "subprocess.CompletedProcess[str]", seconds: float) -> None:
-        self.rc = proc.returncode
-        self.stdout = proc.stdout
-        self.stderr = proc.stderr
-        self.seconds = seconds
-
-    @property
-    def reason(self) -> str:
-        lines = [ln for ln in self.stderr.splitlines() if ln.startswith("ocf-exit-reason:")]
-        return lines[-1][len("ocf-exit-reason:") :] if lines else ""
-
-    def __repr__(self) -> str:
-        return f"AgentRun(rc={self.rc}, {self.seconds:.2f} s, stderr={self.stderr[-1500:]!r})"
-
-
-class Agent:
-    """One resource: an agent executable, its parameters and its HA_RSCTMP."""
-
-    def __init__(self, path: Path, rsctmp: Path, instance: str, params: Dict[str, str]) -> None:
-        self.path = path
-        self.rsctmp = rsctmp
-        self.instance = instance
-        self.params = dict(params)
-
-    def environment(self, action: str, timeout_s: float, interval_s: float) -> Dict[str, str]:
-        env = {
-            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-            "OCF_ROOT": "/usr/lib/ocf",
-            "OCF_RESOURCE_INSTANCE": self.instance,
-            "OCF_RESOURCE_TYPE": self.path.name,
-            "OCF_RESOURCE_PROVIDER": "openstack",
-            "HA_RSCTMP": str(self.rsctmp),
-            "OCF_RESKEY_CRM_meta_timeout": str(int(timeout_s * 1000)),
-        }
-        if action == "monitor":
-            env["OCF_RESKEY_CRM_meta_interval"] = str(int(interval_s * 1000))
-        env.update({f"OCF_RESKEY_{k}": v for k, v in self.params.items()})
-        return env
-
-    def __call__(
-        self,
-        action: str,
-        timeout_s: float = 20.0,
-        interval_s: float = 10.0,
-        extra_env: Optional[Dict[str, str]] = None,
-        argv: Optional[List[str]] = None,
-    ) -> AgentRun:
-        env = self.environment(action, timeout_s, interval_s)
-        env.update(extra_env or {})
-        started = time.monotonic()
-        proc = subprocess.run(
-            argv or [str(self.path), action],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s + 10,
-            check=False,
-        )
-        return AgentRun(proc, time.monotonic() - started)
-
-    def pid_file(self) -> Path:
-        return Path(self.params.get("pid") or self.rsctmp / f"{self.instance}.pid")
-
-
-def process_state(pid: int) -> Optional[str]:
-    """'R', 'S', ... for a live process, None when gone or a zombie."""
-    try:
-        data = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    state = data.rsplit(")", 1)[1].split()[0]
-    return None if state in ("Z", "X") else state
-
-
-def wait_until(predicate, timeout_s: float, step_s: float = 0.05) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(step_s)
-    return bool(predicate())
-
-
-def session_members(leader: int) -> List[int]:
-    """Live processes of the session a daemon leads (a daemon's whole tree, orphans included)."""
-    out = subprocess.run(["ps", "-e", "-o", "pid=,sid=,stat="], capture_output=True, text=True, check=True)
-    rows = (line.split() for line in out.stdout.splitlines())
-    return [int(p) for p, s, st in rows if int(s) == leader and not st.startswith("Z")]
+def ocf_tester(
+    agent: Path, instance: str, params: Dict[str, str], rsctmp: Path, timeout: float
+) -> "subprocess.CompletedProcess[str]":
+    """resource-agents' ocf-tester on one agent, with these parameters (never a password:
+    ocf-tester puts them on its command line)."""
+    args = [arg for name, value in params.items() for arg in ("-o", f"{name}={value}")]
+    return subprocess.run(
+        ["ocf-tester", "-n", instance, *args, str(agent)],
+        env={"PATH": OCF_PATH, "HA_RSCTMP": str(rsctmp)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -1,1 +1,1 @@
-"""Tests that run real Pacemaker + Corosync clusters on this machine (see harness.py)."""
+"""Tests that run real Pacemaker + Corosync clusters on this machine (see lab/cluster/harness.py)."""

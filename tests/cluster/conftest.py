@@ -1,4 +1,4 @@
-"""Fixtures for tests that need a real Pacemaker + Corosync cluster (see harness.py).
+"""Fixtures for tests that need a real Pacemaker + Corosync cluster (see lab/cluster/harness.py).
 
 ``cluster1`` / ``cluster2`` give a running 1- or 2-node cluster.  All clusters use the same
 namespace names and addresses, so there is at most one at a time: a pool per test module
@@ -16,18 +16,17 @@ Environment:
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import shutil
 import signal
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional, Set
+from typing import Any, Iterator, List, Optional, Set
 
 import pytest
 
-from .harness import (
+from lab.cluster.harness import (
     NODE_ENV,
     NS_PREFIX,
     Cluster,
@@ -36,6 +35,8 @@ from .harness import (
     netns_list,
     run,
 )
+from lab.cluster.scenario import Deployment, stack_venv_for_nodes
+from lab.stack.install import ensure_debian_packages
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -75,22 +76,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
             item.add_marker(pytest.mark.cluster)
 
 
-def _package_installer() -> Optional[Callable[..., None]]:
-    """tests.stack.install.ensure_debian_packages, if the colleague's module is there."""
-    for name in ("tests.stack.install", "stack.install"):  # depends on how pytest imports
-        try:
-            return getattr(importlib.import_module(name), "ensure_debian_packages", None)
-        except ImportError:
-            continue
-    return None
-
-
 def _skip_reason() -> Optional[str]:
     if os.geteuid() != 0:
         return "cluster tests need root (network, mount and PID namespaces)"
-    install = _package_installer()
-    if install is not None:
-        install(*DEBIAN_PACKAGES)
+    ensure_debian_packages(*DEBIAN_PACKAGES)
     missing = [b for b in BINARIES if shutil.which(b, path=NODE_ENV["PATH"]) is None]
     if missing:
         return f"missing {', '.join(missing)}: apt-get install {' '.join(DEBIAN_PACKAGES)}"
@@ -219,10 +208,9 @@ def cluster2(cluster_pool: ClusterPool) -> Cluster:
 
 
 @contextlib.contextmanager
-def deployed(label: str, **options: Any) -> Iterator[Any]:
-    """A scenario.Deployment up for a test module, narrated as [label], taken down after; no
-    namespace or mount of it may remain."""
-    from .scenario import Deployment, stack_venv_for_nodes  # noqa: PLC0415 - the stack harness
+def deployed(label: str, **options: Any) -> Iterator[Deployment]:
+    """A lab.cluster.scenario.Deployment up for a test module, narrated as [label], taken down
+    after; no namespace or mount of it may remain."""
 
     def say(line: str) -> None:
         print(f"\n[{label}] {line}")

@@ -4,7 +4,7 @@ cinder-api and cinder-scheduler run as clones on both nodes, cinder-volume once,
 IPaddr2 VIP, configured with the pcs commands of `cinder-ocf cluster-config` (the OpenStack
 HA guide's orders and colocations); the monitors' credentials come from cinder.conf, so no
 password is on any command line or in the CIB.  The scenarios run in order on one deployment
-(see scenario.py): everything started; a SIGKILLed cinder-api restarted where it ran; a
+(see lab/cluster/scenario.py): everything started; a SIGKILLed cinder-api restarted where it ran; a
 frozen cinder-volume backend found through its heartbeat and restarted; standby of the VIP's
 node while a client keeps calling; standby of cinder-volume's node; Keystone and RabbitMQ
 outages that must restart nothing; a power cut of cinder-volume's node; the cluster stopped
@@ -18,9 +18,8 @@ from typing import Iterator
 
 import pytest
 
-from .conftest import deployed
-from .harness import VIP
-from .scenario import (
+from lab.cluster.harness import VIP
+from lab.cluster.scenario import (
     API,
     MONITOR_INTERVAL_S,
     SCHEDULER,
@@ -28,6 +27,8 @@ from .scenario import (
     VOLUME,
     Deployment,
 )
+
+from .conftest import deployed
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "cluster-results.json"

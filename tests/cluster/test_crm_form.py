@@ -10,9 +10,10 @@ from typing import Iterator
 
 import pytest
 
+from lab.cluster.harness import VIP
+from lab.cluster.scenario import SERVICES, Deployment, api_url, client_get
+
 from .conftest import deployed
-from .harness import VIP
-from .scenario import SERVICES, Deployment, api_url, client_get
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Tuple
 
-from .harness import (
+from lab.cluster.harness import (
     CLIENT_NS,
     NS_PREFIX,
     SVC_IP,

@@ -10,15 +10,20 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator, List, Tuple
 
 import pytest
 
-from tests.stack.install import ensure_debian_packages, ensure_service_user, ensure_stack_venv
-from tests.stack.openstack import OpenStack
+from lab.host import open_dir
+from lab.resource import AgentRun, stack_resource
+from lab.stack.install import ensure_debian_packages, ensure_service_user, ensure_stack_venv
+from lab.stack.openstack import OpenStack
+from tests.conftest import ocf_tester
 
 LOG = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -57,3 +62,20 @@ def openstack() -> Iterator[OpenStack]:
                 LOG.warning("keeping %s", root)
             else:
                 shutil.rmtree(root, ignore_errors=True)
+
+
+def ocf_tester_on(
+    openstack: OpenStack, agents_dir: Path, name: str, timeout: float
+) -> Tuple[subprocess.CompletedProcess[str], AgentRun, float]:
+    """ocf-tester on agent name with the stack's daemon and cinder.conf, and no password on its
+    command line (the checks use cinder.conf's credentials); the resource stopped after, its
+    HA_RSCTMP removed: (ocf-tester's run, the stop's, how long ocf-tester took)."""
+    agent = stack_resource(openstack, agents_dir, name, open_dir("cinder-ocf-rsctmp-"))
+    begun = time.monotonic()
+    try:
+        run = ocf_tester(agent.path, agent.instance, agent.params, agent.rsctmp, timeout=timeout)
+    finally:
+        took = time.monotonic() - begun
+        cleanup = agent("stop", timeout_s=60)
+        subprocess.run(["rm", "-rf", str(agent.rsctmp)], check=True)
+    return run, cleanup, took

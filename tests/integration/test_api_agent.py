@@ -4,43 +4,36 @@ import os
 import signal
 import statistics
 import subprocess
-import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from tests.conftest import Agent, open_dir, process_state, session_members, wait_until
-from tests.stack.openstack import OpenStack
+from lab.host import open_dir, process_state, session_members, wait_until
+from lab.resource import Agent, stack_resource
+from lab.stack.openstack import OpenStack
+from tests.integration.conftest import ocf_tester_on
 
 
 @pytest.fixture
 def api(openstack: OpenStack, agents_dir: Path) -> Iterator[Agent]:
     """cinder-api configured as the OpenStack HA guide's crm primitive has it."""
-    rsctmp = open_dir("cinder-ocf-rsctmp-")
-    agent = Agent(
-        agents_dir / "cinder-api",
-        rsctmp,
-        "p_cinder-api",
-        {
-            "binary": str(openstack.cinder_bin("cinder-api")),
-            "config": str(openstack.cinder_conf),
-            "os_password": openstack.admin.password,
-            "os_username": "admin",
-            "os_tenant_name": "admin",
-            "keystone_get_token_url": "",
-        },
+    agent = stack_resource(
+        openstack,
+        agents_dir,
+        "cinder-api",
+        open_dir("cinder-ocf-rsctmp-"),
+        os_password=openstack.admin.password,
+        os_username="admin",
+        os_tenant_name="admin",
+        keystone_get_token_url="",
     )
     try:
         yield agent
     finally:
         stopped = agent("stop", timeout_s=60)
-        subprocess.run(["rm", "-rf", str(rsctmp)], check=True)
+        subprocess.run(["rm", "-rf", str(agent.rsctmp)], check=True)
         assert stopped.rc == 0, stopped
-
-
-def leader_pid(agent: Agent) -> int:
-    return int(agent.pid_file().read_text().split()[0])
 
 
 def test_lifecycle_against_the_real_cinder_api(api: Agent, openstack: OpenStack) -> None:
@@ -48,7 +41,7 @@ def test_lifecycle_against_the_real_cinder_api(api: Agent, openstack: OpenStack)
     assert api("monitor", interval_s=0).rc == 7
     start = api("start", timeout_s=120)
     assert start.rc == 0, start
-    leader = leader_pid(api)
+    leader = api.pid()
     status = Path(f"/proc/{leader}/status").read_text()
     uid = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1]
     assert int(uid) == openstack.service_user_ids()[0], "cinder-api runs as the cinder user"
@@ -76,7 +69,7 @@ def test_lifecycle_against_the_real_cinder_api(api: Agent, openstack: OpenStack)
 
     again = api("start", timeout_s=120)
     assert again.rc == 0, again
-    leader = leader_pid(api)
+    leader = api.pid()
 
     # A hung API (every process stopped): 1, answered before the operation timeout.
     members = session_members(leader)
@@ -100,7 +93,7 @@ def test_lifecycle_against_the_real_cinder_api(api: Agent, openstack: OpenStack)
 
 def test_parent_killed_alone_is_a_failure_until_its_workers_are_gone(api: Agent) -> None:
     assert api("start", timeout_s=120).rc == 0
-    leader = leader_pid(api)
+    leader = api.pid()
     workers = [p for p in session_members(leader) if p != leader]
     os.kill(leader, signal.SIGKILL)
     assert wait_until(lambda: process_state(leader) is None, 5)
@@ -129,24 +122,8 @@ def test_keystone_outage_is_not_a_cinder_api_failure(api: Agent, openstack: Open
 
 
 def test_ocf_tester_passes_against_the_real_cinder_api(openstack: OpenStack, agents_dir: Path) -> None:
-    rsctmp = open_dir("cinder-ocf-rsctmp-")
-    # No password on ocf-tester's command line: the monitor uses cinder.conf's credentials.
-    options = {"binary": str(openstack.cinder_bin("cinder-api")), "config": str(openstack.cinder_conf)}
-    args = [arg for name, value in options.items() for arg in ("-o", f"{name}={value}")]
-    started = time.monotonic()
-    try:
-        run = subprocess.run(
-            ["ocf-tester", "-n", "p_cinder-api", *args, str(agents_dir / "cinder-api")],
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HA_RSCTMP": str(rsctmp)},
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-    finally:
-        cleanup = Agent(agents_dir / "cinder-api", rsctmp, "p_cinder-api", options)("stop", timeout_s=60)
-        subprocess.run(["rm", "-rf", str(rsctmp)], check=True)
-    print(f"\nocf-tester against the real cinder-api: {time.monotonic() - started:.1f} s")
+    run, cleanup, took = ocf_tester_on(openstack, agents_dir, "cinder-api", timeout=600)
+    print(f"\nocf-tester against the real cinder-api: {took:.1f} s")
     assert "passed all tests" in run.stdout, run.stdout + run.stderr
     assert run.returncode == 0
     assert cleanup.rc == 0

@@ -1,6 +1,6 @@
 """cinder-volume, cinder-scheduler and cinder-backup agents against the real services.
 
-Real RabbitMQ, Keystone, and cinder 29 from PyPI (tests/stack): cinder-volume with two fake
+Real RabbitMQ, Keystone, and cinder 29 from PyPI (lab/stack): cinder-volume with two fake
 backends (fake1, fake2), host = cinder-cluster, report_interval 2 s, service_down_time 10 s.
 The heartbeat check asks os-services of a real cinder-api, run through our own cinder-api
 agent; credentials come from cinder.conf's [keystone_authtoken], as in ocf-tester's runs.
@@ -17,24 +17,16 @@ from typing import Callable, Dict, Iterator, List
 
 import pytest
 
-from tests.conftest import Agent, AgentRun, open_dir, process_state, session_members, wait_until
-from tests.stack.openstack import CINDER_HOST, OpenStack
+from lab.host import children, open_dir, process_state, session_members, wait_until
+from lab.resource import Agent, AgentRun, stack_resource, stop_resource
+from lab.stack.openstack import CINDER_HOST, OpenStack
+from tests.integration.conftest import ocf_tester_on
 
 SERVICES = {
     "cinder-volume": [f"{CINDER_HOST}@fake1", f"{CINDER_HOST}@fake2"],
     "cinder-scheduler": [CINDER_HOST],
     "cinder-backup": [CINDER_HOST],
 }
-
-
-def children_of(leader: int) -> List[int]:
-    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,stat="], capture_output=True, text=True, check=True)
-    rows = (line.split() for line in out.stdout.splitlines())
-    return [int(p) for p, pp, st in rows if int(pp) == leader and not st.startswith("Z")]
-
-
-def leader_pid(agent: Agent) -> int:
-    return int(agent.pid_file().read_text().split()[0])
 
 
 def median_monitor_ms(agent: Agent, runs: int = 20) -> float:
@@ -50,12 +42,7 @@ def median_monitor_ms(agent: Agent, runs: int = 20) -> float:
 def cinder_api(openstack: OpenStack, agents_dir: Path) -> Iterator[Agent]:
     """A cinder-api for os-services, run by our own agent; the services' rows removed after."""
     rsctmp = open_dir("cinder-ocf-rsctmp-")
-    api = Agent(
-        agents_dir / "cinder-api",
-        rsctmp,
-        "p_cinder-api-for-rpc",
-        {"binary": str(openstack.cinder_bin("cinder-api")), "config": str(openstack.cinder_conf)},
-    )
+    api = stack_resource(openstack, agents_dir, "cinder-api", rsctmp, "p_cinder-api-for-rpc")
     start = api("start", timeout_s=120)
     assert start.rc == 0, start
     try:
@@ -75,31 +62,20 @@ def resource(openstack: OpenStack, agents_dir: Path, cinder_api: Agent) -> Itera
     made: List[Agent] = []
 
     def factory(name: str, **params: str) -> Agent:
-        binary = "cinder-scheduler" if name == "cinder-schedule" else name
-        agent = Agent(
-            agents_dir / name,
-            open_dir("cinder-ocf-rsctmp-"),
-            f"p_{name}",
-            {"binary": str(openstack.cinder_bin(binary)), "config": str(openstack.cinder_conf), **params},
-        )
+        agent = stack_resource(openstack, agents_dir, name, open_dir("cinder-ocf-rsctmp-"), **params)
         made.append(agent)
         return agent
 
     try:
         yield factory
     finally:
-        failures = []
+        failures: List[object] = []
         for agent in made:
-            leader = None
-            try:
-                leader = leader_pid(agent)
-            except (OSError, ValueError, IndexError):
-                pass
-            stopped = agent("stop", timeout_s=60)
-            if stopped.rc != 0:
-                failures.append(stopped)
-            if leader is not None and not wait_until(lambda: not session_members(leader), 10):  # noqa: B023
-                failures.append(f"{agent.path.name}: processes left: {session_members(leader)}")
+            stopped = stop_resource(agent, timeout_s=60, grace_s=10)
+            if stopped.run.rc != 0:
+                failures.append(stopped.run)
+            if stopped.left:
+                failures.append(f"{agent.path.name}: processes left: {stopped.left}")
             subprocess.run(["rm", "-rf", str(agent.rsctmp)], check=True)
         assert not failures, failures
 
@@ -143,22 +119,22 @@ def test_cinder_volume_lifecycle_and_backend_faults(resource: Callable[..., Agen
     assert "WARNING" not in validate.stderr, "cinder.conf sets host: no warning expected"
     assert volume("monitor", interval_s=0).rc == 7
     started(volume)
-    leader = leader_pid(volume)
-    assert len(children_of(leader)) == 2, "one process per backend"
+    leader = volume.pid()
+    assert len(children(leader)) == 2, "one process per backend"
     first = volume("monitor")
     assert first.rc == 0, first
 
     # SIGKILL of a backend child: the parent replaces it; the resource stays healthy, no restart.
-    victim = children_of(leader)[0]
+    victim = children(leader)[0]
     os.kill(victim, signal.SIGKILL)
     assert wait_until(lambda: process_state(victim) is None, 5)
     healed = volume("monitor")
     assert healed.rc == 0, healed
-    assert leader_pid(volume) == leader and len(children_of(leader)) == 2
+    assert volume.pid() == leader and len(children(leader)) == 2
     assert wait_until(lambda: volume("monitor").stderr.count("INFO: amqp") == 0, 30), "new child connects"
 
     # SIGSTOP of a backend child: alive and connected but silent; 1 once os-services says down.
-    silent = children_of(leader)[-1]
+    silent = children(leader)[-1]
     os.kill(silent, signal.SIGSTOP)
     stopped_at = time.monotonic()
     try:
@@ -176,7 +152,7 @@ def test_cinder_volume_lifecycle_and_backend_faults(resource: Callable[..., Agen
         os.kill(silent, signal.SIGCONT)
     # Continued, it reports again: healthy without a restart.
     assert wait_until(lambda: volume("monitor").rc == 0, 30)
-    assert leader_pid(volume) == leader
+    assert volume.pid() == leader
     print(f"cinder-volume monitor: median {median_monitor_ms(volume):.1f} ms of 20")
 
     stop = volume("stop", timeout_s=60)
@@ -188,11 +164,11 @@ def test_cinder_volume_lifecycle_and_backend_faults(resource: Callable[..., Agen
 def test_cinder_volume_parent_killed_while_its_children_live(resource: Callable[..., Agent]) -> None:
     volume = resource("cinder-volume")
     started(volume)
-    leader = leader_pid(volume)
-    children = children_of(leader)
+    leader = volume.pid()
+    kids = children(leader)
     # oslo.service children end themselves ~0.5 s after their parent's death (they watch a
     # pipe): freeze them so that they outlive it, as a hung child would.
-    for pid in children:
+    for pid in kids:
         os.kill(pid, signal.SIGSTOP)
     os.kill(leader, signal.SIGKILL)
     assert wait_until(lambda: process_state(leader) is None, 5)
@@ -202,7 +178,7 @@ def test_cinder_volume_parent_killed_while_its_children_live(resource: Callable[
     stop = volume("stop", timeout_s=60)
     assert stop.rc == 0, stop
     assert stop.seconds < 10
-    assert all(process_state(pid) is None for pid in children)
+    assert all(process_state(pid) is None for pid in kids)
     assert session_members(leader) == []
     assert volume("monitor").rc == 7
 
@@ -213,7 +189,7 @@ def test_single_process_services(resource: Callable[..., Agent], name: str) -> N
     assert agent("validate-all").rc == 0
     assert agent("monitor", interval_s=0).rc == 7
     started(agent)
-    leader = leader_pid(agent)
+    leader = agent.pid()
     run = agent("monitor")
     assert run.rc == 0, run
     time.sleep(5)  # the service's own start-up work competes for the 2 cores: let it settle
@@ -232,7 +208,7 @@ def test_rabbitmq_outage_is_a_warning_and_the_services_heal(
     leaders: Dict[str, int] = {}
     for agent in agents:
         started(agent)
-        leaders[agent.path.name] = leader_pid(agent)
+        leaders[agent.path.name] = agent.pid()
     openstack.stop_rabbitmq()
     try:
         for agent in agents:
@@ -257,29 +233,13 @@ def test_rabbitmq_outage_is_a_warning_and_the_services_heal(
         time.sleep(1)
     print(f"\nafter RabbitMQ came back, all three healthy again in {time.monotonic() - back:.1f} s")
     for agent in agents:
-        assert leader_pid(agent) == leaders[agent.path.name], "healed without a restart"
+        assert agent.pid() == leaders[agent.path.name], "healed without a restart"
 
 
 @pytest.mark.parametrize("name", list(SERVICES))
 def test_ocf_tester_passes(openstack: OpenStack, agents_dir: Path, cinder_api: Agent, name: str) -> None:
-    rsctmp = open_dir("cinder-ocf-rsctmp-")
-    # No password on ocf-tester's command line: the heartbeat uses cinder.conf's credentials.
-    options = {"binary": str(openstack.cinder_bin(name)), "config": str(openstack.cinder_conf)}
-    args = [arg for key, value in options.items() for arg in ("-o", f"{key}={value}")]
-    begun = time.monotonic()
-    try:
-        run = subprocess.run(
-            ["ocf-tester", "-n", f"p_{name}", *args, str(agents_dir / name)],
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HA_RSCTMP": str(rsctmp)},
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-    finally:
-        cleanup = Agent(agents_dir / name, rsctmp, f"p_{name}", options)("stop", timeout_s=60)
-        subprocess.run(["rm", "-rf", str(rsctmp)], check=True)
-    print(f"\nocf-tester against the real {name}: {time.monotonic() - begun:.1f} s")
+    run, cleanup, took = ocf_tester_on(openstack, agents_dir, name, timeout=900)
+    print(f"\nocf-tester against the real {name}: {took:.1f} s")
     assert "passed all tests" in run.stdout, run.stdout + run.stderr
     assert run.returncode == 0
     assert cleanup.rc == 0

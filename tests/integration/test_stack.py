@@ -18,14 +18,13 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
-from tests.stack.openstack import (
+from lab.host import children, pid_alive
+from lab.stack.openstack import (
     CINDER_HOST,
     OpenStack,
     Process,
-    child_pids,
     get_token,
     http_request,
-    pid_alive,
     tcp_port_open,
 )
 
@@ -386,7 +385,7 @@ def test_zombie_counts_as_gone_and_tree_is_stopped() -> None:
     kids: List[int] = []
     deadline = time.monotonic() + 5
     while len(kids) < 2 and time.monotonic() < deadline:
-        kids = child_pids(tree.pid)
+        kids = children(tree.pid)
         time.sleep(0.05)
     assert len(kids) == 2
     proc.stop(timeout=5.0)

@@ -18,11 +18,12 @@ import pwd
 import re
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
 import pytest
+
+from lab.host import open_dir
 
 pytestmark = pytest.mark.packaging
 
@@ -44,13 +45,6 @@ ACCEPTED_WARNINGS = {
     "invalid-url",  # Source0 is the local sdist's name, for the same reason
     "no-manual-page-for-binary",  # cinder-ocf --help documents the command; man pages are per agent
 }
-
-
-def open_dir(prefix: str) -> Path:
-    """A scratch directory that `nobody` can traverse (mkdtemp makes 0700 ones)."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
-    path.chmod(0o755)
-    return path
 
 
 def run(argv: List[str], **kwargs) -> subprocess.CompletedProcess:
@@ -111,7 +105,7 @@ class Unpacked:
             blocker.mkdir()
             for module in modules:
                 (blocker / f"{module}.py").write_text(
-                    f"raise ImportError('{module} is blocked: the RPM test runs without runtime dependencies')\n"
+                    f"raise ImportError('{module} is blocked: the RPM test runs without it')\n"
                 )
 
     def path(self, packaged: str) -> Path:
@@ -292,7 +286,8 @@ def test_validate_all_without_cinder(unpacked: Unpacked, agents: List[str]) -> N
     missing = unpacked.root / "nonexistent" / "bin"
     me = pwd.getpwuid(os.geteuid()).pw_name
     for name in agents:
-        proc = unpacked.agent(name, "validate-all", blocked="lazy", OCF_RESKEY_binary=f"{missing}/{name}", **base)
+        binary = f"{missing}/{name}"
+        proc = unpacked.agent(name, "validate-all", blocked="lazy", OCF_RESKEY_binary=binary, **base)
         assert proc.returncode == 5, proc.stderr
         assert reason(proc.stderr) == f"{missing}/{name} not found or not executable", proc.stderr
 

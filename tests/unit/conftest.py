@@ -1,6 +1,5 @@
 """A cinder-api resource whose daemon and Keystone misbehave on demand (tests/fakes)."""
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -8,16 +7,12 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import ROOT, Agent, open_dir, process_state, session_members, wait_until
+from lab.host import open_dir, process_state
+from lab.resource import Agent, stop_resource
+from tests.conftest import ROOT, free_port
 from tests.fakes.keystone import FakeKeystone
 
 PASSWORD = "Pa55-unit-s3cret-value"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class FakeApi:
@@ -76,7 +71,7 @@ class FakeApi:
         return f"http://127.0.0.1:{self.port}"
 
     def pid(self) -> int:
-        return int(self.agent.pid_file().read_text().split()[0])
+        return self.agent.pid()
 
 
 @pytest.fixture
@@ -86,16 +81,11 @@ def fake(agents_dir: Path) -> Iterator[FakeApi]:
     try:
         yield api
     finally:
-        leader = None
-        try:
-            leader = api.pid()
-        except (OSError, ValueError, IndexError):
-            pass
-        stop = api.agent("stop", timeout_s=15)
+        stop = stop_resource(api.agent, timeout_s=15, grace_s=5)
         api.keystone.close()
-        if leader is not None:
+        if stop.leader is not None:
             # Nothing of the daemon's session may outlive the test.
-            assert wait_until(lambda: not session_members(leader), 5), session_members(leader)
-            assert process_state(leader) is None
+            assert not stop.left, stop.left
+            assert process_state(stop.leader) is None
         subprocess.run(["rm", "-rf", str(workdir)], check=True)
-        assert stop.rc == 0, stop
+        assert stop.run.rc == 0, stop.run

@@ -16,7 +16,7 @@ from cinder_ocf.agents import service
 from cinder_ocf.log import Logger
 from cinder_ocf.ocf import Environment, OcfError, OcfExit
 from cinder_ocf.supervisor.lifecycle import Supervisor
-from tests.conftest import Agent
+from lab.resource import Agent
 
 
 class FakeClock:

@@ -18,7 +18,9 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-from tests.conftest import ROOT, Agent, AgentRun, open_dir, process_state, session_members, wait_until
+from lab.host import open_dir, process_state, session_members, wait_until
+from lab.resource import Agent, AgentRun
+from tests.conftest import ROOT, free_port
 from tests.fakes.broker import FakeBroker, FakeServices
 from tests.fakes.keystone import FakeKeystone
 
@@ -28,12 +30,6 @@ RPC_NAMES = AGENT_NAMES[1:]
 PASSWORD = "Xyzzy-s3cret;$(id)`id`%2F&pw"
 RABBIT_PASSWORD = "Rabbit-xyzzy-s3cret"
 CONF_PASSWORD = "Conf-xyzzy-s3cret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Resource:
@@ -133,12 +129,7 @@ class Resource:
         return self.rsctmp / f"cinder-ocf-p_{self.name}.token"
 
     def pid(self) -> Optional[int]:
-        if not self.pid_file().is_file():  # a FIFO would block the read
-            return None
-        try:
-            return int(self.pid_file().read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
+        return self.agent.leader()
 
     def members(self) -> List[int]:
         pid = self.pid()

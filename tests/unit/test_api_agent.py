@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import process_state, session_members, wait_until
+from lab.host import process_state, session_members, wait_until
+from tests.conftest import ocf_tester
 from tests.unit.conftest import PASSWORD, FakeApi
 
 
@@ -318,14 +319,7 @@ def test_daemon_output_goes_to_the_console_log_it_names(fake: FakeApi) -> None:
 
 def test_ocf_tester_passes(fake: FakeApi) -> None:
     # Credentials come from cinder.conf: ocf-tester would put a password on its command line.
-    options = ["binary", "config", "user", "check_timeout"]
-    args = [arg for name in options for arg in ("-o", f"{name}={fake.agent.params[name]}")]
-    run = subprocess.run(
-        ["ocf-tester", "-n", "p_cinder-api", *args, str(fake.agent.path)],
-        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HA_RSCTMP": str(fake.rsctmp)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    options = {name: fake.agent.params[name] for name in ("binary", "config", "user", "check_timeout")}
+    run = ocf_tester(fake.agent.path, "p_cinder-api", options, fake.rsctmp, timeout=300)
     assert "passed all tests" in run.stdout, run.stdout + run.stderr
     assert run.returncode == 0

@@ -17,7 +17,8 @@ import psutil
 import pytest
 
 from cinder_ocf.openstack.keystone import TokenCache
-from tests.conftest import AgentRun, process_state, session_members, wait_until
+from lab.host import process_state, session_members, wait_until
+from lab.resource import AgentRun
 from tests.unit.resources import Resource
 
 

@@ -26,14 +26,15 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import pytest
 
 from cinder_ocf.supervisor.processes import established_peers
-from tests.conftest import AgentRun, process_state, session_members, wait_until
+from lab.host import process_state, session_members, wait_until
+from lab.resource import AgentRun
+from tests.conftest import free_port
 from tests.unit.resources import (
     AGENT_NAMES,
     RPC_NAMES,
     FaultServer,
     Resource,
     api_answers,
-    free_port,
     make_certificate,
     services_answers,
 )

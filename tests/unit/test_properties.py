@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cinder_ocf.agents import service
-from tests.conftest import Agent, open_dir
+from lab.host import open_dir
+from lab.resource import Agent
 from tests.unit.resources import AGENT_NAMES
 
 ACTIONS = ["start", "stop", "monitor", "status", "validate-all", "meta-data", "usage", "", "promote",

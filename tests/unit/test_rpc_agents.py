@@ -21,7 +21,9 @@ from cinder_ocf.checks.rpc import _epoch
 from cinder_ocf.metadata import render_metadata
 from cinder_ocf.openstack import broker as amqp
 from cinder_ocf.supervisor.processes import established_peers
-from tests.conftest import ROOT, Agent, open_dir, process_state, wait_until
+from lab.host import open_dir, process_state, session_members, wait_until
+from lab.resource import Agent, stop_resource
+from tests.conftest import ROOT, ocf_tester
 from tests.fakes.broker import FakeBroker, FakeServices
 from tests.fakes.keystone import FakeKeystone
 from tests.unit.inprocess import FakeClock, act
@@ -223,12 +225,10 @@ class FakeRpc:
             self.agent.params["url"] = self.services.url
 
     def pid(self) -> int:
-        return int(self.agent.pid_file().read_text().split()[0])
+        return self.agent.pid()
 
     def members(self, leader: int) -> List[int]:
-        out = subprocess.run(["ps", "-e", "-o", "pid=,sid=,stat="], capture_output=True, text=True)
-        rows = (line.split() for line in out.stdout.splitlines())
-        return [int(p) for p, s, st in rows if int(s) == leader and not st.startswith("Z")]
+        return session_members(leader)
 
     def children(self) -> List[int]:
         leader = self.pid()
@@ -259,17 +259,11 @@ def make(agents_dir: Path) -> Iterator[Callable[[str], FakeRpc]]:
 
     yield factory
     for fake in made:
-        leader = None
-        try:
-            leader = fake.pid()
-        except (OSError, ValueError, IndexError):
-            pass
-        stop = fake.agent("stop", timeout_s=15)
+        stop = stop_resource(fake.agent, timeout_s=15, grace_s=5)
         fake.close()
-        if leader is not None:
-            assert wait_until(lambda: not fake.members(leader), 5), fake.members(leader)  # noqa: B023
+        assert not stop.left, stop.left
         subprocess.run(["rm", "-rf", str(fake.workdir)], check=True)
-        assert stop.rc == 0, stop
+        assert stop.run.rc == 0, stop.run
 
 
 @pytest.fixture
@@ -604,15 +598,8 @@ def test_check_command_shows_each_check(volume: FakeRpc) -> None:
 
 
 def test_ocf_tester_passes_for_the_fake_volume(volume: FakeRpc) -> None:
-    options = ["binary", "config", "user", "check_timeout"]
-    args = [arg for name in options for arg in ("-o", f"{name}={volume.agent.params[name]}")]
-    run = subprocess.run(
-        ["ocf-tester", "-n", "p_cinder-volume", *args, str(volume.agent.path)],
-        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HA_RSCTMP": str(volume.rsctmp)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    options = {name: volume.agent.params[name] for name in ("binary", "config", "user", "check_timeout")}
+    run = ocf_tester(volume.agent.path, "p_cinder-volume", options, volume.rsctmp, timeout=300)
     assert "passed all tests" in run.stdout, run.stdout + run.stderr
 
 

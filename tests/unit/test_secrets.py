@@ -18,7 +18,7 @@ from typing import Iterator, List, Set
 
 import pytest
 
-from tests.conftest import AgentRun
+from lab.resource import AgentRun
 from tests.unit.resources import AGENT_NAMES, CONF_PASSWORD, PASSWORD, RABBIT_PASSWORD, Resource
 
 SECRETS = [PASSWORD, urllib.parse.quote(PASSWORD, safe=""), RABBIT_PASSWORD, CONF_PASSWORD]

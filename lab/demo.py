@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`make demo`: the cinder agents keeping real cinder services available in a real cluster.
 
 On this one machine it builds a two-node Pacemaker + Corosync cluster (network, mount and PID
@@ -9,9 +8,10 @@ then breaks things and shows what the cluster does: cinder-api killed on one nod
 node put in standby while a client keeps calling (cinder-volume moves too, or next), Keystone
 stopped.  Everything is taken down at the end, also after a failure or Ctrl-C.
 
-Run as root with the agents' virtualenv: /var/tmp/cinder-ocf/venv/bin/python tools/demo
-(`make demo` installs everything first).  CINDER_OCF_STACK_VENV picks the OpenStack venv
-(default /var/tmp/cinder-ocf/stack-venv, built on first use: several minutes).
+Run as root with the agents' virtualenv, from the repository root:
+/var/tmp/cinder-ocf/venv/bin/python -m lab.demo (`make demo` installs everything first).
+CINDER_OCF_STACK_VENV picks the OpenStack venv (default /var/tmp/cinder-ocf/stack-venv, built
+on first use: several minutes).
 """
 
 from __future__ import annotations
@@ -24,11 +24,9 @@ import time
 from pathlib import Path
 from typing import Tuple
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 try:
-    from tests.cluster.scenario import (
+    from lab.cluster.harness import CLIENT_NS, VIP, node_ip
+    from lab.cluster.scenario import (
         API,
         MONITOR_INTERVAL_S,
         Deployment,
@@ -36,10 +34,11 @@ try:
         OutageResult,
         StandbyResult,
         VolumeMove,
+        api_url,
         stack_venv_for_nodes,
     )
 except ImportError as missing:  # not the agents' venv
-    sys.exit(f"{missing}: run tools/demo with the agents' venv (make demo)")
+    sys.exit(f"{missing}: run lab.demo with the agents' venv (make demo)")
 
 STARTED = time.monotonic()
 
@@ -59,8 +58,6 @@ def show(text: str, indent: str = "    | ") -> None:
 
 
 def show_cluster(deployment: Deployment) -> None:
-    from tests.cluster.harness import CLIENT_NS, VIP  # noqa: PLC0415
-
     say("$ crm_mon -1")
     show(deployment.crm_mon())
     vip_node = deployment.vip_node()
@@ -92,9 +89,6 @@ def show_cluster(deployment: Deployment) -> None:
 
 
 def kill(deployment: Deployment) -> KillResult:
-    from tests.cluster.harness import node_ip  # noqa: PLC0415
-    from tests.cluster.scenario import api_url  # noqa: PLC0415
-
     vip_node = deployment.vip_node()
     other = deployment.other_node(vip_node)
     step(4, f"cinder-api killed on {other}")
@@ -176,7 +170,7 @@ def summary(
 
 def main() -> int:
     if os.geteuid() != 0:
-        print("tools/demo needs root: it creates namespaces, mounts and runs a cluster.", file=sys.stderr)
+        print("the demo needs root: it creates namespaces, mounts and runs a cluster.", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="    (%(levelname)s %(name)s: %(message)s)")
 
@@ -215,7 +209,7 @@ def main() -> int:
         except Exception as err:
             failed = True
             say(f"Teardown problem: {err}")
-            say("`python -m tests.cluster.harness cleanup` ends what is left of the nodes.")
+            say("`python -m lab.cluster.harness cleanup` ends what is left of the nodes.")
         signal.signal(signal.SIGINT, signal.default_int_handler)
     say(f"Demo {'FAILED' if failed else 'done'} in {time.monotonic() - STARTED:.0f} s.")
     return 1 if failed else 0

@@ -51,6 +51,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Set, TypeVar, Union
 
+import psutil
+
+from lab.host import children, pid_alive
+
 log = logging.getLogger(__name__)
 
 SUBNET = "10.213.0"
@@ -180,20 +184,6 @@ def _kill_group(proc: Union[subprocess.Popen[str], subprocess.Popen[bytes]]) -> 
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def pid_alive(pid: int) -> bool:
-    """True if pid exists and is not a zombie.
-
-    kill -0 is not enough: this machine's PID 1 reaps orphans only every ~2 s, and a dead
-    process waiting to be reaped must count as gone.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    state = stat.rsplit(")", 1)[-1].split()[0]
-    return state not in ("Z", "X")
-
-
 def wait_for(fn: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
     """Call fn until it returns something truthy, and return that; HarnessTimeout if never."""
     deadline = time.monotonic() + timeout
@@ -206,27 +196,28 @@ def wait_for(fn: Callable[[], T], timeout: float, what: str, interval: float = 0
         time.sleep(interval)
 
 
-def _child_pids(pid: int) -> List[int]:
-    children: List[int] = []
-    with contextlib.suppress(OSError):
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with contextlib.suppress(OSError):
-                children += map(int, Path(f"/proc/{pid}/task/{tid}/children").read_text().split())
-    return children
+def _pid_namespace(pid: int) -> Optional[str]:
+    """The PID namespace pid is in ("pid:[inode]"), None if it is gone (psutil has no word
+    for namespaces: the kernel's link names it)."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
 
 
-def _nspid(pid: int) -> List[int]:
-    """pid as seen in each PID namespace it is in, outermost first; [] if it is gone."""
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("NSpid:"):
-                return [int(part) for part in line.split()[1:]]
-    return []
-
-
-def _pidns_depth(pid: int) -> int:
-    """How many PID namespaces pid is in; 0 if it is gone."""
-    return len(_nspid(pid))
+def _is_node_init(pid: int) -> bool:
+    """Whether pid is the PID 1 of a node: the init script, in a PID namespace of its own (its
+    parent `unshare` runs the same command line in ours)."""
+    try:
+        argv = psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return False
+    theirs = _pid_namespace(pid)
+    return (
+        bool(argv)
+        and argv[-1].endswith("/cocf-init.py")
+        and theirs not in (None, _pid_namespace(os.getpid()))
+    )
 
 
 def _first_descendant_in_new_pidns(pid: int, timeout: float, what: str) -> int:
@@ -235,15 +226,16 @@ def _first_descendant_in_new_pidns(pid: int, timeout: float, what: str) -> int:
     That is the node's init under `unshare --pid --fork`, or the daemon that
     `nsenter -p` forked - however many wrappers (ip netns exec) sit in between.
     """
-    own_depth = _pidns_depth(os.getpid())
+    own = _pid_namespace(os.getpid())
 
     def find() -> Optional[int]:
-        todo = _child_pids(pid)
+        todo = children(pid)
         while todo:
             candidate = todo.pop(0)
-            if _pidns_depth(candidate) > own_depth:
+            # a descendant in another PID namespace than ours is in a deeper one
+            if _pid_namespace(candidate) not in (own, None):
                 return candidate
-            todo += _child_pids(candidate)
+            todo += children(candidate)
         return None
 
     return wait_for(find, timeout, what, interval=0.02)
@@ -409,7 +401,7 @@ class Network:
             why = f"has no {ip}" if adopt else "is another cluster's, or left by a killed run"
             raise HarnessError(
                 f"namespace {ns} exists already and {why} "
-                "(`python -m tests.cluster.harness cleanup` ends what a killed run left)"
+                "(`python -m lab.cluster.harness cleanup` ends what a killed run left)"
             )
         self._add_ns(ns)
         port = "p-" + ns[len(NS_PREFIX) :]
@@ -450,8 +442,7 @@ def cleanup_stale(*, kill: bool = False, shared: bool = False) -> List[str]:
             continue
         if is_node and kill and netns_pids(ns):
             for pid in netns_pids(ns):
-                ids = _nspid(pid)
-                if len(ids) > 1 and ids[-1] == 1:  # PID 1 of a node
+                if _is_node_init(pid):
                     _signal(pid, signal.SIGKILL)
             with contextlib.suppress(HarnessTimeout):
                 wait_for(lambda ns=ns: not netns_pids(ns), 15, f"processes in {ns} to end")
@@ -757,7 +748,7 @@ class Cluster:
         netns = {f"net:[{ino}]" for ns, ino in self.network.inodes.items() if self._own_network or ns in mine}
         found = {
             pid
-            for pid in (int(entry) for entry in os.listdir("/proc") if entry.isdigit())
+            for pid in psutil.pids()
             if pid != os.getpid() and _in_namespaces(pid, netns, self._pidns) and pid_alive(pid)
         }
         for n in self._nodes.values():
@@ -1077,8 +1068,8 @@ def _describe(pids: List[int]) -> str:
     names = []
     for pid in pids:
         try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
+            cmd = " ".join(psutil.Process(pid).cmdline())
+        except psutil.Error:
             cmd = "?"
         names.append(f"{pid} ({cmd.strip()[:80]})")
     return ", ".join(names)
@@ -1137,7 +1128,7 @@ def _complete(tree: ET.ElementTree, rsc: str) -> bool:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """python -m tests.cluster.harness cleanup: end what a killed test run left behind."""
+    """python -m lab.cluster.harness cleanup: end what a killed test run left behind."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("command", choices=["cleanup"])
     parser.parse_args(argv)

@@ -1,12 +1,12 @@
 """The agents in a real Pacemaker cluster with real Keystone and RabbitMQ, and the failures
 they must handle: the setup and the measured scenarios that tests/cluster/test_api_cluster.py
-(which asserts) and tools/demo (which narrates) share.
+(which asserts) and lab/demo.py (which narrates) share.
 
 Exports: ServiceResource, SERVICES, Deployment, Poller, Timings and the scenario results.
 
 Layout (names and addresses from harness.py)::
 
-    cocf-svc     10.213.0.100  RabbitMQ and Keystone (tests/stack/openstack.py); cinder.conf
+    cocf-svc     10.213.0.100  RabbitMQ and Keystone (lab/stack/openstack.py); cinder.conf
                                and the sqlite database live under /var/tmp/cinder-ocf/cluster-*,
                                which every node sees
     node1/node2  10.213.0.1/2  Pacemaker + Corosync; the agents, installed into
@@ -40,15 +40,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import psutil
+
 from cinder_ocf.clusterconfig import VIP_ID, ClusterPlan, crm_configuration, pcs_commands
-from tests.stack.install import (
+from lab.host import pid_alive
+from lab.stack.install import (
     DEFAULT_VENV,
     ensure_debian_packages,
     ensure_service_user,
     ensure_stack_venv,
     stack_venv_path,
 )
-from tests.stack.openstack import CINDER_API_PORT, OpenStack
+from lab.stack.openstack import CINDER_API_PORT, OpenStack
 
 from .harness import (
     CLIENT_NS,
@@ -64,7 +67,6 @@ from .harness import (
     netns_executor,
     netns_list,
     node_ip,
-    pid_alive,
     wait_for,
 )
 
@@ -191,7 +193,7 @@ class Gap:
 
 
 class Poller:
-    """tests/cluster/client.py in a namespace of the test network, calling one URL every
+    """lab/cluster/client.py in a namespace of the test network, calling one URL every
     `interval` seconds until stopped; the samples arrive while it runs."""
 
     def __init__(self, url: str, *, ns: str = CLIENT_NS, interval: float = 0.1, timeout: float = 2.0) -> None:
@@ -524,7 +526,7 @@ class Deployment:
         if busy:
             raise HarnessError(
                 f"namespaces {busy} are in use (another cluster test or demo runs?): wait for it, "
-                "or end a killed run's leftovers with `python -m tests.cluster.harness cleanup`"
+                "or end a killed run's leftovers with `python -m lab.cluster.harness cleanup`"
             )
 
     def _start_stack(self) -> None:
@@ -719,17 +721,15 @@ class Deployment:
         as "pid argv": cinder daemons of this deployment only, not a colleague's."""
         if self.stack is None:
             return []
-        conf = os.fsencode(self.stack.cinder_conf)
+        conf = str(self.stack.cinder_conf)
         found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == os.getpid():
-                continue
+        for proc in psutil.process_iter():
             try:
-                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            except OSError:
+                argv = proc.cmdline()
+            except psutil.Error:
                 continue  # gone meanwhile
-            if conf in argv and pid_alive(int(entry)):
-                found.append(f"{entry} {b' '.join(argv).decode(errors='replace').strip()}")
+            if proc.pid != os.getpid() and conf in argv and pid_alive(proc.pid):
+                found.append(f"{proc.pid} {' '.join(argv).strip()}")
         return found
 
     # --------------------------------------------------------------------- scenarios

@@ -1,12 +1,12 @@
-"""Install what the integration tests need: the OpenStack stack venv, Debian packages, users.
+"""Install what the lab needs: the OpenStack stack venv, Debian packages, users.
 
 * :func:`ensure_stack_venv` builds a virtualenv with Keystone + Cinder pinned by
-  ``tests/stack/requirements.lock`` (a ``pip freeze``) from Debian's ``/usr/bin/python3``.
+  ``lab/stack/requirements.lock`` (a ``pip freeze``) from Debian's ``/usr/bin/python3``.
 * :func:`ensure_debian_packages` installs missing Debian packages without starting them.
 * :func:`ensure_service_user` creates the system account the Cinder daemons run as.
 
-Run ``python -m tests.stack.install`` from the project root (as root) to do all of it.
-Stdlib only: it runs in the project's test venv and on a bare Debian 12.
+Run ``python -m lab.stack.install`` from the project root (as root) to do all of it.
+Stdlib only: it runs in the agents' venv and on a bare Debian 12.
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def ensure_service_user(name: str = "cinder") -> pwd.struct_passwd:
 
 
 def main() -> int:
-    """Install everything the integration tests need."""
+    """Install everything the integration tests, the bench and the demo need."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if os.geteuid() != 0:
         print("run as root (apt-get, useradd)", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Real OpenStack services for the integration tests: RabbitMQ, Keystone and a Cinder config.
+"""Real OpenStack services for the lab: RabbitMQ, Keystone and a Cinder config.
 
 :class:`OpenStack` runs, all under one root directory and listening on one address:
 
@@ -10,7 +10,7 @@
   sqlite database.  The Cinder daemons themselves are started by the code under test.
 
 Every process it starts is recorded by PID (and start time) and stopped by PID.
-No secret is ever put on a command line.  Stdlib only.
+No secret is ever put on a command line.  Processes are read through psutil (lab.host).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import socket
 import sqlite3
 import stat
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -35,6 +36,10 @@ from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import psutil
+
+from lab.host import children, pid_alive
 
 from .install import ensure_service_user
 
@@ -74,49 +79,18 @@ from keystone.wsgi.api import application  # noqa: E402,F401
 
 OptionValue = Union[str, int, float, bool, Path, Sequence[str], None]
 
+# Run by the agents' Python (psutil is the agents' dependency) in a network namespace: the pids
+# listening on TCP port argv[1] there.
+_LISTENERS = """
+import sys, psutil
+port = int(sys.argv[1])
+print(*sorted({c.pid for c in psutil.net_connections("tcp")
+               if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid}))
+"""
+
 
 # --------------------------------------------------------------------------------------
 # processes
-
-
-def _proc_stat(pid: int) -> Optional[Tuple[str, int, int]]:
-    """(state, ppid, start time in clock ticks) of *pid* from /proc, None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
-            content = handle.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = content[content.rindex(")") + 2 :].split()
-    return fields[0], int(fields[1]), int(fields[19])
-
-
-def pid_alive(pid: int) -> bool:
-    """True if *pid* exists and is not a zombie ('Z': killed but not yet reaped)."""
-    st = _proc_stat(pid)
-    return st is not None and st[0] not in ("Z", "X")
-
-
-def child_pids(pid: int) -> List[int]:
-    """PIDs whose parent is *pid*."""
-    children = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            st = _proc_stat(int(entry))
-            if st is not None and st[1] == pid:
-                children.append(int(entry))
-    return children
-
-
-def descendant_pids(pid: int) -> List[int]:
-    """Children, grandchildren, ... of *pid*."""
-    found: List[int] = []
-    todo = [pid]
-    while todo:
-        for child in child_pids(todo.pop()):
-            if child not in found:
-                found.append(child)
-                todo.append(child)
-    return found
 
 
 @dataclass
@@ -125,7 +99,7 @@ class Process:
 
     name: str
     pid: int
-    start_time: int
+    start_time: float  # psutil's create_time()
     popen: Optional[subprocess.Popen] = field(default=None, repr=False)
 
     @classmethod
@@ -136,17 +110,21 @@ class Process:
         popen: Optional[subprocess.Popen] = None,
     ) -> Process:
         """Record the running process *pid* (raises ProcessLookupError if it is gone)."""
-        st = _proc_stat(pid)
-        if st is None:
-            raise ProcessLookupError(f"{name}: no process {pid}")
-        return cls(name, pid, st[2], popen)
+        try:
+            created = psutil.Process(pid).create_time()
+        except psutil.Error:
+            raise ProcessLookupError(f"{name}: no process {pid}") from None
+        return cls(name, pid, created, popen)
 
     def alive(self) -> bool:
         """Running (not a zombie) and still the same process."""
         if self.popen is not None and self.popen.poll() is not None:
             return False  # our child: exited and now reaped
-        st = _proc_stat(self.pid)
-        return st is not None and st[2] == self.start_time and st[0] not in ("Z", "X")
+        try:
+            same = psutil.Process(self.pid).create_time() == self.start_time
+        except psutil.Error:
+            return False
+        return same and pid_alive(self.pid)
 
     def send_signal(self, signum: int) -> None:
         """Send *signum* if the process is still this one."""
@@ -172,7 +150,7 @@ class Process:
         if not self.alive():
             return
         kids = []
-        for pid in descendant_pids(self.pid):
+        for pid in children(self.pid, recursive=True):
             with contextlib.suppress(ProcessLookupError):
                 kids.append(Process.attach(f"{self.name} child", pid))
         t0 = time.monotonic()
@@ -645,47 +623,20 @@ class OpenStack:
         (rmq / "enabled_plugins").write_text("[].\n")  # no management plugin
         (rmq / "rabbitmq-env.conf").write_text("")  # ignore /etc/rabbitmq/rabbitmq-env.conf
 
-    def _net_tcp_tables(self, pid: Optional[int]) -> str:
-        """/proc/net/tcp{,6} of the namespace of *pid* (or of self.netns if pid is None)."""
-        if pid is not None:
-            sources = [f"/proc/{pid}/net/tcp", f"/proc/{pid}/net/tcp6"]
-        elif self.netns is None:
-            sources = ["/proc/self/net/tcp", "/proc/self/net/tcp6"]
-        else:
-            result = subprocess.run(
-                [*self._prefix(), "cat", "/proc/self/net/tcp", "/proc/self/net/tcp6"],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-                check=False,
-            )
-            return result.stdout
-        text = ""
-        for source in sources:
-            with contextlib.suppress(OSError):
-                text += Path(source).read_text()
-        return text
+    def _listener_pids(self, port: int) -> List[int]:
+        """PIDs holding a socket listening on TCP *port* in the services' network namespace.
 
-    def _listener_pids(self, port: int, pid: Optional[int] = None) -> List[int]:
-        """PIDs holding a socket listening on TCP *port* in the netns (see _net_tcp_tables)."""
-        inodes = set()
-        for line in self._net_tcp_tables(pid).splitlines():
-            parts = line.split()
-            if len(parts) > 9 and parts[3] == "0A" and parts[1].endswith(f":{port:04X}"):
-                inodes.add(f"socket:[{parts[9]}]")
-        pids: List[int] = []
-        if not inodes:
-            return pids
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            with contextlib.suppress(OSError):
-                for fd in os.listdir(f"/proc/{entry}/fd"):
-                    with contextlib.suppress(OSError):
-                        if os.readlink(f"/proc/{entry}/fd/{fd}") in inodes:
-                            pids.append(int(entry))
-                            break
-        return pids
+        psutil reads the TCP tables of the namespace its process is in (a thread that joined
+        another one still reads its process'): it is asked by a Python started in that one.
+        """
+        result = subprocess.run(
+            [*self._prefix(), sys.executable, "-c", _LISTENERS, str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            check=False,
+        )
+        return [int(pid) for pid in result.stdout.split()]
 
     def rabbitmq_running(self) -> bool:
         return self._rabbit is not None and self._rabbit.alive()
@@ -772,9 +723,12 @@ class OpenStack:
         if epmd_before:
             LOG.info("epmd already running (pid %s): not ours, left alone", epmd_before)
             return
-        for pid in self._listener_pids(EPMD_PORT, beam_pid):
-            comm = Path(f"/proc/{pid}/comm").read_text().strip()
-            if comm.startswith("epmd"):
+        for pid in self._listener_pids(EPMD_PORT):  # beam's namespace: the services'
+            try:
+                name = psutil.Process(pid).name()
+            except psutil.Error:
+                continue
+            if name.startswith("epmd"):
                 with contextlib.suppress(ProcessLookupError):
                     self._rabbit_extra.append(Process.attach("epmd", pid))
                 return

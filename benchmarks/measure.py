@@ -1,0 +1,575 @@
+"""make bench, the measuring: what the agents cost against the real services of the lab.
+
+Starts RabbitMQ and Keystone (lab/stack), runs cinder-api, cinder-volume, cinder-scheduler
+and cinder-backup through our agents as real processes, exactly as Pacemaker would run them,
+and measures:
+
+* monitor wall time, CPU time and peak RSS (median, p95) over --runs runs, for the cached-token
+  path, the path that must fetch a token, and the unauthenticated path, each run alternately
+  with the 2013 shell agent's pid-only cinder-api monitor (benchmarks/cinder-api-2013-monitor.sh);
+* Keystone token requests, counted in Keystone's own access log;
+* start overhead (the service healthy -> start returns) and stop overhead (the process tree
+  gone -> stop returns);
+* the cluster figures tests/cluster wrote to benchmarks/cluster-results.json, if any.
+
+measure() returns the figures; benchmarks.report writes them.  Needs root (services run as
+`cinder`).  Everything it starts is stopped by PID, on failure and on Ctrl-C too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import datetime
+import json
+import logging
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from cinder_ocf.cli import install_agents
+from cinder_ocf.openstack.keystone import RENEW_MARGIN_S
+from lab.host import open_dir, pid_alive, session_members
+from lab.resource import Agent, stack_resource
+from lab.stack.install import ensure_debian_packages, ensure_service_user, ensure_stack_venv
+from lab.stack.openstack import CINDER_HOST, OpenStack, get_token, http_request
+
+LOG = logging.getLogger("bench")
+HERE = Path(__file__).resolve().parent
+SHELL_AGENT = HERE / "cinder-api-2013-monitor.sh"
+GNU_TIME = "/usr/bin/time"
+RUN_BASE = Path("/var/tmp/cinder-ocf")
+SERVICE_USER = "cinder"
+INTERVAL_S = 10.0  # the recurring monitor's interval the per-hour figures assume
+MONITOR_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 60.0
+SERVICES = {
+    "cinder-volume": [f"{CINDER_HOST}@fake1", f"{CINDER_HOST}@fake2"],
+    "cinder-scheduler": [CINDER_HOST],
+    "cinder-backup": [CINDER_HOST],
+}
+PATHS = {
+    "cached": "cached token (the recurring monitor)",
+    "fetch": "must fetch a token",
+    "noauth": "no credentials",
+}
+TOKEN_REQUEST = '"POST /v3/auth/tokens '
+
+
+class Interrupted(Exception):
+    """SIGTERM: unwind through every finally, like Ctrl-C."""
+
+
+def _on_sigterm(_signum: int, _frame: Any) -> None:
+    raise Interrupted()
+
+
+# ------------------------------------------------------------------ measuring one run
+
+
+class Run:
+    __slots__ = ("cpu", "rc", "stderr", "wall")
+
+    def __init__(self, wall: float, cpu: float, rc: int, stderr: str) -> None:
+        self.wall = wall
+        self.cpu = cpu
+        self.rc = rc
+        self.stderr = stderr
+
+
+def run_measured(argv: List[str], env: Dict[str, str], timeout: float) -> Run:
+    """Wall time around the process, CPU time from its own rusage (wait4)."""
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
+    try:
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        proc.stderr.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        watchdog.cancel()
+    wall = time.monotonic() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait
+    return Run(wall, usage.ru_utime + usage.ru_stime, proc.returncode, err.decode(errors="replace"))
+
+
+def _environment(agent: Agent, action: str, timeout_s: float) -> Dict[str, str]:
+    """What Pacemaker gives a recurring monitor every INTERVAL_S (and any other action)."""
+    return agent.environment(action, timeout_s, INTERVAL_S)
+
+
+def measured(agent: Agent, action: str, timeout_s: float = MONITOR_TIMEOUT_S) -> Run:
+    """One action of agent, its wall and CPU time measured."""
+    return run_measured(agent.argv(action), _environment(agent, action, timeout_s), timeout_s + 10)
+
+
+def peak_rss_mib(argv: List[str], env: Dict[str, str], timeout: float, scratch: Path) -> float:
+    """Peak RSS of one run, as GNU time reports it from its own child.
+
+    Not wait4's ru_maxrss of our own child: Linux carries the RSS of the process that forked
+    it across exec, so every child of this (large) Python process would show its size.
+    """
+    out = scratch / "rss"
+    proc = subprocess.run(
+        [GNU_TIME, "-f", "%M", "-o", str(out), *argv],
+        env=env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[0]} {argv[-1]} exited {proc.returncode} under {GNU_TIME}")
+    return int(out.read_text().split()[-1]) / 1024.0
+
+
+def summary(values: List[float], scale: float = 1.0) -> Dict[str, float]:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {
+        "median": round(statistics.median(ordered) * scale, 2),
+        "p95": round(p95 * scale, 2),
+        "min": round(ordered[0] * scale, 2),
+        "n": len(ordered),
+    }
+
+
+class Watch:
+    """Runs probe every step_s in a thread and records the monotonic time it first held."""
+
+    def __init__(self, probe: Callable[[], bool], step_s: float) -> None:
+        self.probe = probe
+        self.step_s = step_s
+        self.at: Optional[float] = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                held = self.probe()
+            except Exception:  # a probe that fails has not seen it yet
+                held = False
+            if held:
+                self.at = time.monotonic()
+                return
+            time.sleep(self.step_s)
+
+
+def http_answers(url: str) -> bool:
+    """Any HTTP status line from GET url: the API answers."""
+    host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0) as sock:
+        sock.sendall(f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+        return sock.recv(16).startswith(b"HTTP/1.")
+
+
+def _utc_epoch(stamp: str) -> float:
+    moment = datetime.datetime.fromisoformat(stamp.rstrip("Z"))
+    return moment.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.runs = args.runs
+        self.cycles = args.cycles
+        self.dirs: List[Path] = []
+        self.started: List[Agent] = []  # resources whose daemon may run: stopped at the end
+        self.stack: Optional[OpenStack] = None
+        self.results: Dict[str, Any] = {"monitor": {}, "tokens": {}, "lifecycle": {}}
+        self.scratch = self._dir("cinder-ocf-bench-")
+        self.scratch.chmod(0o700)
+        self.api_token: Optional[Tuple[str, str]] = None
+
+    def _dir(self, prefix: str) -> Path:
+        path = open_dir(prefix)
+        self.dirs.append(path)
+        return path
+
+    # -------------------------------------------------------------- set-up and tear-down
+    def setup(self) -> None:
+        venv = ensure_stack_venv()
+        ensure_debian_packages("rabbitmq-server", "time", "resource-agents")
+        ensure_service_user(SERVICE_USER)
+        RUN_BASE.mkdir(parents=True, exist_ok=True)
+        root = Path(tempfile.mkdtemp(prefix="bench-", dir=RUN_BASE))
+        os.chmod(root, 0o755)
+        self.dirs.append(root)
+        self.stack = OpenStack(root=root, venv=venv, service_user=SERVICE_USER)
+        t0 = time.monotonic()
+        self.stack.start()
+        LOG.info("stack up in %.1f s", time.monotonic() - t0)
+        # Measured as installed: compiled, bound to this interpreter (a venv of /usr/bin/python3).
+        import cinder_ocf  # noqa: PLC0415
+
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", str(Path(cinder_ocf.__file__).parent)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        self.agents_dir = self._dir("cinder-ocf-bench-agents-")
+        install_agents(str(self.agents_dir), sys.executable)
+        self.noauth_conf = self._noauth_conf()
+
+    def _noauth_conf(self) -> Path:
+        """cinder.conf without the credentials of [keystone_authtoken]: the unauthenticated path."""
+        assert self.stack is not None
+        conf = configparser.ConfigParser(interpolation=None)
+        conf.optionxform = str  # type: ignore[assignment,method-assign]
+        conf.read(self.stack.cinder_conf)
+        for option in ("username", "password", "project_name"):
+            conf.remove_option("keystone_authtoken", option)
+        path = self.scratch / "cinder-noauth.conf"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # transport_url has a password
+        with os.fdopen(fd, "w") as out:
+            conf.write(out)
+        return path
+
+    def teardown(self) -> None:
+        for resource in reversed(self.started):
+            leader = resource.leader()
+            try:
+                resource("stop", timeout_s=STOP_TIMEOUT_S)
+            except Exception:
+                LOG.exception("stopping %s", resource.instance)
+            if leader is not None:
+                for pid in session_members(leader):  # only what our agent started
+                    LOG.warning("%s: SIGKILL to leftover %d", resource.instance, pid)
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        if self.stack is not None:
+            try:
+                self.stack.close()
+            except Exception:
+                LOG.exception("stopping the stack")
+        for path in self.dirs:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def resource(self, name: str, instance: str, rsctmp: Path, **extra: str) -> Agent:
+        assert self.stack is not None
+        return stack_resource(self.stack, self.agents_dir, name, rsctmp, instance, **extra)
+
+    # -------------------------------------------------------------- what "healthy" looks like
+    def _admin(self) -> Tuple[str, str]:
+        if self.api_token is None:
+            assert self.stack is not None
+            token, body = get_token(self.stack.admin)
+            self.api_token = (token, body["project"]["id"])
+        return self.api_token
+
+    def _heartbeat_since(self, name: str, since: float) -> Callable[[], bool]:
+        """True once every host of the service is up in os-services with a heartbeat after since."""
+        assert self.stack is not None
+        token, project = self._admin()
+        url = f"{self.stack.cinder_url}/v3/{project}/os-services?binary={name}"
+
+        def probe() -> bool:
+            answer = http_request("GET", url, headers={"X-Auth-Token": token}, timeout=2.0)
+            if answer.status != 200:
+                return False
+            rows = {row["host"]: row for row in answer.json()["services"]}
+            for host in SERVICES[name]:
+                row = rows.get(host)
+                if row is None or row.get("state") != "up" or not row.get("updated_at"):
+                    return False
+                if _utc_epoch(row["updated_at"]) < since:
+                    return False
+            return True
+
+        return probe
+
+    # -------------------------------------------------------------- start and stop
+    def start(self, resource: Agent) -> Dict[str, Any]:
+        assert self.stack is not None
+        since = time.time()
+        if resource.path.name == "cinder-api":
+            url = self.stack.cinder_url
+            probe: Callable[[], bool] = lambda: http_answers(url)  # noqa: E731
+            step, what = 0.01, "the API first answers GET /"
+        else:
+            probe, step = self._heartbeat_since(resource.path.name, since), 0.05
+            what = "every host of the service is up in os-services with a heartbeat newer than the start"
+        self.started.append(resource)
+        t0, returned, healthy = self._timed(resource, "start", START_TIMEOUT_S, probe, step)
+        return {
+            "start_s": round(returned - t0, 3),
+            "healthy_after_s": None if healthy is None else round(healthy - t0, 3),
+            "overhead_s": None if healthy is None else round(returned - healthy, 3),
+            "healthy_means": what,
+        }
+
+    @staticmethod
+    def _timed(
+        resource: Agent, action: str, timeout_s: float, probe: Callable[[], bool], step_s: float
+    ) -> Tuple[float, float, Optional[float]]:
+        """Run action while probe is watched: (began, returned, when probe first held or None)."""
+        t0 = time.monotonic()
+        with Watch(probe, step_s) as watch:
+            run = measured(resource, action, timeout_s)
+            returned = time.monotonic()
+        if run.rc != 0:
+            raise RuntimeError(f"{resource.instance} {action}: rc {run.rc}: {run.stderr[-2000:]}")
+        return t0, returned, watch.at
+
+    def stop(self, resource: Agent) -> Dict[str, Any]:
+        leader = resource.leader()
+        members = session_members(leader) if leader is not None else []
+
+        def gone() -> bool:
+            return not any(pid_alive(pid) for pid in members)
+
+        t0, returned, exited = self._timed(resource, "stop", STOP_TIMEOUT_S, gone, 0.002)
+        return {
+            "stop_s": round(returned - t0, 3),
+            "processes": len(members),
+            "tree_gone_after_s": None if exited is None else round(exited - t0, 3),
+            "overhead_s": None if exited is None else round(returned - exited, 3),
+        }
+
+    def lifecycle(self, resource: Agent) -> None:
+        """cycles x (start, stop), then a start that stays for the monitors."""
+        starts, stops = [], []
+        for _ in range(self.cycles):
+            starts.append(self.start(resource))
+            stops.append(self.stop(resource))
+        starts.append(self.start(resource))
+        self.results["lifecycle"][resource.path.name] = {"starts": starts, "stops": stops}
+        LOG.info(
+            "%s: start overhead %s s, stop overhead %s s",
+            resource.path.name,
+            [s["overhead_s"] for s in starts],
+            [s["overhead_s"] for s in stops],
+        )
+
+    def final_stop(self, resource: Agent) -> None:
+        self.results["lifecycle"][resource.path.name]["stops"].append(self.stop(resource))
+        self.started.remove(resource)
+
+    # -------------------------------------------------------------- monitors
+    def shell(self, leader_resource: Agent) -> Tuple[List[str], Dict[str, str]]:
+        """The 2013 agent's pid-only monitor, pointed at the same daemon's pid."""
+        assert self.stack is not None
+        leader = leader_resource.leader()
+        pid_file = self.scratch / f"{leader_resource.instance}-2013.pid"
+        pid_file.write_text(f"{leader}\n")
+        shell = Agent(
+            SHELL_AGENT,
+            self.scratch,
+            f"{leader_resource.instance}-2013",
+            {
+                "binary": str(self.stack.cinder_bin("cinder-api")),
+                "config": str(self.stack.cinder_conf),
+                "user": SERVICE_USER,
+                "pid": str(pid_file),
+            },
+        )
+        return shell.argv("monitor"), _environment(shell, "monitor", MONITOR_TIMEOUT_S)
+
+    def monitor_paths(self, resource: Agent) -> None:
+        noauth = Agent(
+            resource.path,
+            resource.rsctmp,
+            resource.instance + "-noauth",
+            {**resource.params, "config": str(self.noauth_conf), "pid": str(resource.pid_file())},
+        )
+        shell_argv, shell_env = self.shell(resource)
+        out: Dict[str, Any] = {}
+        for path, label in PATHS.items():
+            target = noauth if path == "noauth" else resource
+            token_file = target.state_file("token")
+            before = self.token_requests()
+            # One run not counted: it fills the cinder.conf cache (and the token cache).
+            self._check(measured(target, "monitor"), target, path)
+            ours: List[Run] = []
+            theirs: List[Run] = []
+            ours_rss: List[float] = []
+            theirs_rss: List[float] = []
+            for _ in range(self.runs):
+                if path == "fetch":
+                    token_file.unlink(missing_ok=True)
+                ours.append(self._check(measured(target, "monitor"), target, path))
+                theirs.append(run_measured(shell_argv, shell_env, MONITOR_TIMEOUT_S))
+                if theirs[-1].rc != 0:
+                    raise RuntimeError(f"2013 monitor: rc {theirs[-1].rc}: {theirs[-1].stderr[-500:]}")
+                if path == "fetch":
+                    token_file.unlink(missing_ok=True)
+                argv, env = target.argv("monitor"), _environment(target, "monitor", MONITOR_TIMEOUT_S)
+                ours_rss.append(peak_rss_mib(argv, env, MONITOR_TIMEOUT_S + 10, self.scratch))
+                theirs_rss.append(peak_rss_mib(shell_argv, shell_env, MONITOR_TIMEOUT_S + 10, self.scratch))
+            requests = self.token_requests() - before
+            wall = summary([r.wall for r in ours], 1000)
+            shell_wall = summary([r.wall for r in theirs], 1000)
+            warnings = sorted(
+                {ln.split(": ", 2)[-1][:200] for r in ours for ln in r.stderr.splitlines() if "WARNING" in ln}
+            )
+            out[path] = {
+                "label": label,
+                "wall_ms": wall,
+                "cpu_ms": summary([r.cpu for r in ours], 1000),
+                "peak_rss_mib": summary(ours_rss),
+                "shell_wall_ms": shell_wall,
+                "shell_cpu_ms": summary([r.cpu for r in theirs], 1000),
+                "shell_peak_rss_mib": summary(theirs_rss),
+                "ratio_to_shell": round(wall["median"] / shell_wall["median"], 2),
+                "keystone_token_requests": requests,
+                "monitor_runs": 2 * self.runs + 1,
+                "warnings": warnings,
+            }
+            LOG.info(
+                "%s %s: wall %.1f ms (2013: %.1f ms, x%.2f), cpu %.1f ms, rss %.1f MiB, %d token requests",
+                resource.path.name,
+                path,
+                wall["median"],
+                shell_wall["median"],
+                out[path]["ratio_to_shell"],
+                out[path]["cpu_ms"]["median"],
+                out[path]["peak_rss_mib"]["median"],
+                requests,
+            )
+        self.results["monitor"][resource.path.name] = out
+
+    @staticmethod
+    def _check(run: Run, resource: Agent, path: str) -> Run:
+        if run.rc != 0:
+            raise RuntimeError(f"{resource.instance} monitor ({path}): rc {run.rc}: {run.stderr[-1500:]}")
+        return run
+
+    # -------------------------------------------------------------- Keystone's side
+    def token_requests(self) -> int:
+        """Token requests Keystone logged from anything but this harness (urllib)."""
+        assert self.stack is not None
+        try:
+            lines = self.stack.keystone_access_log.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return 0
+        return sum(1 for ln in lines if TOKEN_REQUEST in ln and "Python-urllib" not in ln)
+
+    def tokens_per_hour(self, resource: Agent) -> None:
+        """Monitors from an empty token cache, counted on Keystone's side."""
+        monitors = self.args.token_monitors
+        resource.state_file("token").unlink(missing_ok=True)
+        before = self.token_requests()
+        fetched_at = time.time()
+        for _ in range(monitors):
+            self._check(measured(resource, "monitor"), resource, "tokens")
+        observed = self.token_requests() - before
+        lifetime = self._token_lifetime(resource, fetched_at)
+        per_hour_monitors = 3600.0 / INTERVAL_S
+        renewals = 3600.0 / max(1.0, lifetime - RENEW_MARGIN_S)
+        extra = max(0, observed - 1) * per_hour_monitors / max(1, monitors - 1)
+        self.results["tokens"][resource.path.name] = {
+            "monitors": monitors,
+            "observed_requests": observed,
+            "token_lifetime_s": round(lifetime),
+            "renew_margin_s": RENEW_MARGIN_S,
+            "requests_per_hour": round(renewals + extra, 2),
+            "requests_per_token_lifetime": round((renewals + extra) * lifetime / 3600.0, 2),
+            "shell_2013_per_hour": per_hour_monitors,
+        }
+        LOG.info(
+            "%s: %d token requests in %d monitors; %.2f per hour",
+            resource.path.name,
+            observed,
+            monitors,
+            renewals + extra,
+        )
+
+    @staticmethod
+    def _token_lifetime(resource: Agent, fetched_at: float) -> float:
+        """From the cache the agent wrote (expires_at only: the token itself is not read)."""
+        for line in resource.state_file("token").read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key == "expires_at":
+                return float(value) - fetched_at
+        raise RuntimeError("no expires_at in the token cache")
+
+    # -------------------------------------------------------------- the whole run
+    def run(self) -> None:
+        self.setup()
+        assert self.stack is not None
+        api_tmp = self._dir("cinder-ocf-bench-rsc-")
+        api = self.resource("cinder-api", "bench-cinder-api", api_tmp)
+        self.lifecycle(api)
+        self.monitor_paths(api)
+        self.tokens_per_hour(api)
+        for name in SERVICES:
+            if self.args.agents and name not in self.args.agents:
+                continue
+            rsctmp = self._dir("cinder-ocf-bench-rsc-")
+            resource = self.resource(name, f"bench-{name}", rsctmp)
+            self.lifecycle(resource)
+            self.monitor_paths(resource)
+            self.tokens_per_hour(resource)
+            self.final_stop(resource)
+        self.final_stop(api)
+
+
+# ------------------------------------------------------------------ the machine
+
+
+def machine() -> Dict[str, Any]:
+    def version(package: str) -> str:
+        out = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, check=False
+        )
+        return out.stdout.strip()
+
+    return {
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": f"{sys.version.split()[0]} ({sys.executable})",
+        "resource-agents": version("resource-agents"),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def measure(args: argparse.Namespace) -> Dict[str, Any]:
+    """Everything measured, as results.json has it (less the targets: benchmarks.report)."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    began = time.monotonic()
+    bench = Bench(args)
+    try:
+        bench.run()
+    finally:
+        bench.teardown()
+    results = {
+        "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine(),
+        "runs": args.runs,
+        "cycles": args.cycles,
+        "token_monitors": args.token_monitors,
+        "interval_s": INTERVAL_S,
+        "duration_s": round(time.monotonic() - began, 1),
+        **bench.results,
+    }
+    cluster = HERE / "cluster-results.json"
+    if cluster.exists():
+        results["cluster"] = json.loads(cluster.read_text())
+    return results

@@ -1,0 +1,1 @@
+"""Real Pacemaker + Corosync clusters on this machine, and the cinder services run in them."""

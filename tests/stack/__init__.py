@@ -1,1 +1,0 @@
-"""Real OpenStack services (RabbitMQ, Keystone, Cinder) for the integration tests."""
