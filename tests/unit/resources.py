@@ -186,7 +186,8 @@ class FaultServer:
     """An HTTP listener on 127.0.0.1 that misbehaves as told.
 
     mode: hang (reads the request, never answers), reset (a TCP RST), close (closes without
-    a word), garbage (not HTTP), chunked (a valid chunked answer), or "answer": answer(path)
+    a word), garbage (not HTTP), chunked (a valid chunked answer), drip (a valid answer a
+    byte at a time), or "answer": answer(path)
     gives each request's status, body and content type.  tls: a (cert, key) pair to speak TLS.
     """
 
@@ -271,7 +272,15 @@ class FaultServer:
             conn.close()
             return
         status, body, ctype = self.answer(path)
-        if self.mode == "chunked":
+        if self.mode == "drip":
+            # A valid answer a byte every 0.2 s: every read succeeds, only a deadline on the
+            # whole request ends it.
+            head = f"HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n"
+            for byte in head.encode() + body:
+                if self._closed.wait(0.2):
+                    break
+                conn.sendall(bytes([byte]))
+        elif self.mode == "chunked":
             head = f"HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n\r\n"
             chunks = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
             conn.sendall(head.encode() + chunks)

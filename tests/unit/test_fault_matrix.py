@@ -853,6 +853,168 @@ def test_lifecycle(fresh: Callable[[str], Resource], row: Row, agent: str) -> No
         ctx.close()
 
 
+# ---------------------------------------------------------------- boundaries (issue 14)
+# Every wait ends by the check's deadline; whatever a service answers is its trouble; only the
+# agent writes exit reasons and log lines; each failure is blamed on its cause; no input makes
+# a traceback.
+
+FORGED = "line one\\nocf-exit-reason:forged by the daemon\\x1b[31m red \\x07bell\\x00"
+
+
+def fifo_in_config_dir(ctx: Ctx) -> None:
+    directory = ctx.res.workdir / "conf.d"
+    directory.mkdir()
+    os.mkfifo(directory / "zz-fifo.conf", 0o644)
+    ctx.res.agent.params["additional_parameters"] = f"--config-dir {directory}"
+
+
+def ca_file_a_fifo(ctx: Ctx) -> None:
+    fifo = ctx.res.workdir / "ca.fifo"
+    os.mkfifo(fifo, 0o644)
+    ctx.res.agent.params["ca_file"] = str(fifo)
+
+
+def clouds_yaml_a_fifo(ctx: Ctx) -> None:
+    fifo = ctx.res.workdir / "clouds.fifo"
+    if not fifo.exists():
+        os.mkfifo(fifo, 0o644)
+    for name in ("os_username", "os_password", "os_project_name", "os_auth_url"):
+        ctx.res.agent.params.pop(name, None)
+    ctx.res.agent.params["os_cloud"] = "monitoring"
+    ctx.env["OS_CLIENT_CONFIG_FILE"] = str(fifo)
+    ctx.res.token_cache().unlink(missing_ok=True)
+
+
+def services_answer(body: bytes) -> Setup:
+    """url points at an os-services that answers 200 with body."""
+
+    def setup(ctx: Ctx) -> None:
+        srv = ctx.server("answer", lambda path: (200, body, "application/json"))
+        ctx.res.agent.params["url"] = srv.url
+
+    return setup
+
+
+def dies_saying(text: str) -> Setup:
+    def setup(ctx: Ctx) -> None:
+        if ctx.res.api:
+            ctx.res.configure(mode="die", die_output=text)
+        else:
+            ctx.res.configure(die="yes", die_output=text)
+
+    return setup
+
+
+def agent_speaks_alone(ctx: Ctx, run: AgentRun) -> None:
+    """Every line on stderr is the agent's: its own log line or its one exit reason, printable."""
+    tag = f"{ctx.res.name}(p_{ctx.res.name})["
+    for line in run.stderr.splitlines():
+        assert line.startswith((tag, "ocf-exit-reason:")), line
+        assert line.isprintable(), repr(line)
+    assert "ocf-exit-reason:forged" not in run.stderr, run
+
+
+def log_file(ctx: Ctx) -> None:
+    ctx.env["HA_LOGFILE"] = str(ctx.res.workdir / "ha.log")
+
+
+def log_file_speaks_alone(ctx: Ctx, run: AgentRun) -> None:
+    agent_speaks_alone(ctx, run)
+    lines = (ctx.res.workdir / "ha.log").read_text().splitlines()
+    assert lines, "the agent logged nothing"
+    for line in lines:
+        assert f" {ctx.res.name}(p_{ctx.res.name})[" in line[:60] and line.isprintable(), repr(line)
+    assert not any(line.startswith("ocf-exit-reason") or "\x1b" in line for line in lines), lines
+
+
+def forged_parameter(ctx: Ctx) -> None:
+    ctx.res.agent.params["binary"] = "/nonexistent/cinder\nocf-exit-reason:forged\x1b[2J\rFAKE: all is well"
+    log_file(ctx)
+
+
+def console_log_a_directory(ctx: Ctx) -> None:
+    directory = ctx.res.workdir / "console-dir"
+    directory.mkdir()
+    ctx.res.agent.params["console_log"] = str(directory)
+
+
+def console_log_dangling(ctx: Ctx) -> None:
+    link = ctx.res.workdir / "console-link"
+    link.symlink_to(ctx.res.workdir / "nowhere" / "console.log")
+    ctx.res.agent.params["console_log"] = str(link)
+
+
+def op_timeout(value: str) -> Setup:
+    def setup(ctx: Ctx) -> None:
+        ctx.env["OCF_RESKEY_CRM_meta_timeout"] = value
+
+    return setup
+
+
+BOUNDARY_INPUT_ROWS = [
+    Row("config-dir-holds-a-fifo", ALL, "validate-all", 6, "is not a regular file", fifo_in_config_dir,
+        timeout_s=5),
+    Row("ca-file-a-fifo", ALL, "validate-all", 6, "ca_file", ca_file_a_fifo, timeout_s=5),
+    Row("parameter-forges-a-reason-and-log-lines", ALL, "validate-all", 5, "not found or not executable",
+        forged_parameter, log_file_speaks_alone),
+]  # fmt: skip
+
+BOUNDARY_RUNNING_ROWS = [
+    Row("keystone-drips", ALL, "monitor", 0, "unreachable: timed out", keystone("drip"), timeout_s=6),
+    Row("api-drips", API, "monitor", 1, "does not answer GET", url_to("drip"), timeout_s=6),
+    Row("heartbeat-api-drips", RPC, "monitor", 0, "cinder-api does not answer (no answer from",
+        url_to("drip"), timeout_s=6),
+    Row("clouds-yaml-a-fifo", ["cinder-api", "cinder-volume"], "monitor", 0, "is not a regular file",
+        clouds_yaml_a_fifo, timeout_s=5),
+    Row("keystone-201-unparsable-expiry", ALL, "monitor", 0, "Keystone answered a token the agent cannot use",
+        keystone("bad-expires")),
+    Row("keystone-201-without-project", ALL, "monitor", 0, "without a project scope", keystone("no-project")),
+    Row("keystone-201-wrong-types", ALL, "monitor", 0, "Keystone", keystone("wrong-types")),
+    Row("keystone-201-not-json", ALL, "monitor", 0, "Keystone", keystone("not-json")),
+    Row("heartbeat-services-not-a-list", RPC, "monitor", 0, "unexpected os-services answer",
+        services_answer(b'{"services": {"host": "cluster"}}')),
+    Row("heartbeat-rows-of-wrong-types", RPC, "monitor", 0, "rows are not service rows",
+        services_answer(b'{"services": [["cluster"], {"host": ["cluster"]}, {"host": "cluster@b1", '
+                        b'"binary": 7, "updated_at": 12}, 5, null]}')),
+    Row("op-timeout-zero", ["cinder-api", "cinder-volume"], "monitor", 0, "is healthy", op_timeout("0")),
+    Row("op-timeout-negative", ["cinder-api", "cinder-scheduler"], "monitor", 0, "is healthy",
+        op_timeout("-5000")),
+    Row("op-timeout-not-a-number", ["cinder-api", "cinder-backup"], "monitor", 0, "is healthy",
+        op_timeout("soon")),
+    Row("op-timeout-beyond-the-alarm", ["cinder-api", "cinder-volume"], "monitor", 0, "is healthy",
+        op_timeout("9" * 30)),
+]  # fmt: skip
+
+BOUNDARY_LIFECYCLE_ROWS = [
+    Row("daemon-output-forges-a-reason", ALL, "start", 1, "during start", dies_saying(FORGED),
+        agent_speaks_alone),
+    Row("console-log-a-directory", ALL, "start", 4, "cannot open console_log", console_log_a_directory),
+    Row("console-log-a-dangling-symlink", ALL, "start", 4, "cannot open console_log", console_log_dangling),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("row", "agent"), cases(BOUNDARY_INPUT_ROWS))
+def test_boundary_input(fresh: Callable[[str], Resource], row: Row, agent: str) -> None:
+    test_input(fresh, row, agent)
+
+
+@pytest.mark.parametrize(("row", "agent"), cases(BOUNDARY_RUNNING_ROWS))
+def test_boundary_running(
+    running: Callable[[str], Resource], tls: Tuple[Path, Path], row: Row, agent: str
+) -> None:
+    test_running(running, tls, row, agent)
+
+
+@pytest.mark.parametrize(("row", "agent"), cases(BOUNDARY_LIFECYCLE_ROWS))
+def test_boundary_lifecycle(fresh: Callable[[str], Resource], row: Row, agent: str) -> None:
+    test_lifecycle(fresh, row, agent)
+
+
+def test_the_boundary_rows_are_at_least_forty() -> None:
+    rows = (BOUNDARY_INPUT_ROWS, BOUNDARY_RUNNING_ROWS, BOUNDARY_LIFECYCLE_ROWS)
+    assert sum(len(row.agents) for group in rows for row in group) >= 40
+
+
 def test_the_matrix_has_enough_rows() -> None:
     total = sum(len(row.agents) for rows in (INPUT_ROWS, RUNNING_ROWS, LIFECYCLE_ROWS) for row in rows)
     assert total >= 60, total

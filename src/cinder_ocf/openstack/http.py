@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import ssl
 import threading
@@ -82,6 +83,9 @@ def split_url(url: str) -> tuple[str, str, int, str]:
 
 
 def tls_context(ca_file: str, insecure: bool) -> ssl.SSLContext:
+    """OSError for a ca_file that is not a regular file (a FIFO would hang the check)."""
+    if ca_file and not os.path.isfile(ca_file):
+        raise FileNotFoundError(f"{ca_file} is not a regular file")
     context = ssl.create_default_context(cafile=ca_file or None)
     if insecure:
         context.check_hostname = False
