@@ -603,6 +603,7 @@ def test_check_command_shows_each_check(volume: FakeRpc) -> None:
         assert name in out.getvalue()
 
 
+@pytest.mark.nobody
 def test_ocf_tester_passes_for_the_fake_volume(volume: FakeRpc) -> None:
     options = ["binary", "config", "user", "check_timeout"]
     args = [arg for name in options for arg in ("-o", f"{name}={volume.agent.params[name]}")]
