@@ -193,6 +193,7 @@ def test_symlinked_pid_file_is_never_followed(fake: FakeApi) -> None:
         bystander.wait()
 
 
+@pytest.mark.nobody
 def test_daemon_runs_as_user_with_a_clean_environment(fake: FakeApi) -> None:
     fake.agent.params["user"] = "nobody"
     fake.agent.params["console_log"] = str(fake.workdir / "console.log")
@@ -317,6 +318,7 @@ def test_daemon_output_goes_to_the_console_log_it_names(fake: FakeApi) -> None:
     assert "fake cinder-api starting" in Path(named).read_text()
 
 
+@pytest.mark.nobody
 def test_ocf_tester_passes(fake: FakeApi) -> None:
     # Credentials come from cinder.conf: ocf-tester would put a password on its command line.
     options = {name: fake.agent.params[name] for name in ("binary", "config", "user", "check_timeout")}

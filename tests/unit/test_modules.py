@@ -259,3 +259,21 @@ def test_keystone_unreachable_says_why_briefly() -> None:
         auth.fetch_token(creds, 2)
     assert err.value.kind == "unreachable"
     assert err.value.message.endswith("unreachable: Connection refused"), err.value.message
+
+
+def test_root_cause_stops_at_a_suppressed_context() -> None:
+    """urllib3 1.26 (RHEL 9) raises its timeout `from None` over an unrelated TypeError: the
+    reason must say "timed out", not name that TypeError."""
+
+    def failing() -> None:
+        try:
+            try:
+                raise TypeError("getresponse() got an unexpected keyword argument 'buffering'")
+            except TypeError:
+                raise TimeoutError("timed out") from None
+        except TimeoutError as err:
+            raise ConnectionError("read timeout") from err
+
+    with pytest.raises(ConnectionError) as caught:
+        failing()
+    assert httpclient.root_cause(caught.value) == "timed out"

@@ -597,6 +597,7 @@ def test_check_command_shows_each_check(volume: FakeRpc) -> None:
         assert name in out.getvalue()
 
 
+@pytest.mark.nobody
 def test_ocf_tester_passes_for_the_fake_volume(volume: FakeRpc) -> None:
     options = {name: volume.agent.params[name] for name in ("binary", "config", "user", "check_timeout")}
     run = ocf_tester(volume.agent.path, "p_cinder-volume", options, volume.rsctmp, timeout=300)

@@ -174,12 +174,22 @@ def _classify(err: Exception, expired: bool, url: str, where: str, timeout: floa
 
 def root_cause(err: BaseException) -> str:
     """The innermost cause of an error, said briefly (a library's wrapping hides it)."""
-    while err.__cause__ is not None or err.__context__ is not None:
-        cause = err.__cause__ or err.__context__
-        assert cause is not None
-        err = cause
-    text = str(err)
+    chain = [err]
+    while True:
+        # A context its raiser suppressed (`raise ... from None`, six.raise_from(e, None) in
+        # urllib3 1.26) is an earlier, unrelated failure: the chain ends there.
+        below = (
+            err.__cause__
+            if err.__cause__ is not None
+            else None
+            if err.__suppress_context__
+            else err.__context__
+        )
+        if below is None or below in chain:
+            break
+        chain.append(below)
+        err = below
     for marker in ("certificate verify failed", "Connection refused", "timed out"):
-        if marker.lower() in text.lower():
+        if any(marker.lower() in str(link).lower() for link in chain):
             return marker
-    return text[:200]
+    return str(err)[:200]
