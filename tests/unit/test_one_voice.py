@@ -18,8 +18,9 @@ from lab.resource import AgentRun
 from tests.unit.resources import Resource
 
 MARKER = "ocf-exit-reason:"
-PIECES = ["\n", "\r\n", "\r", MARKER, "ocf-exit-reason: forged\n", "\x1b[31m", "\x1b]0;title\x07", "\x1b[2J",
-          "\x07", "\x08", "\t", "\x0b", "\x0c", "\x7f", "\u2028", "\u0085", "%s", "{0}", " ", "ü", "ok"]  # fmt: skip
+PIECES = ["\n", "\r\n", "\r", MARKER, "ocf-exit-reason: forged\n", "\x1b[31m", "\x1b]0;title\x07",
+          "\x1b[2J", "\x07", "\x08", "\t", "\x0b", "\x0c", "\x7f", "\u2028", "\u0085", "%s", "{0}", " ", "ü",
+          "ok"]  # fmt: skip
 # Env values: any text but NUL (execve cannot carry it) and lone surrogates (not encodable).
 CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
 HOSTILE_TEXT = st.lists(

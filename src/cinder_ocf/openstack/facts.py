@@ -47,8 +47,6 @@ class Facts:
             raise ValueError(f"not a facts record: {err}") from None
 
 
-
-
 class FactsCache:
     def __init__(self, path: str, agent: str, inputs: str) -> None:
         self.path = path
