@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .stack.openstack import OpenStack
 
 OCF_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
-RUNNERS = ("exec", "fork")
+RUNNERS = ("exec", "fork", "inprocess")
 
 
 class AgentRun:
@@ -43,7 +43,8 @@ class Agent:
     runner "exec" runs the executable as Pacemaker does; "fork" runs the same action in a
     forked copy of this process (lab/forked.py: a real process with its own exit status,
     output and daemons, without an interpreter start-up), for tests of what the agent decides
-    rather than of its executable.  A call can ask for either.
+    rather than of its executable; "inprocess" runs it in this process (lab/inprocess.py), for
+    the decisions of actions that start no daemon.  A call can ask for any of them.
     """
 
     def __init__(
@@ -90,7 +91,7 @@ class Agent:
     ) -> AgentRun:
         """action as Pacemaker runs it with an op timeout of timeout_s; killed, and
         subprocess.TimeoutExpired raised, after kill_after_s (10 s past the op timeout).
-        clock (runner "fork" only): what the agent measures time with, for a test that moves it."""
+        clock (not for runner "exec"): what the agent measures time with, for a test that moves it."""
         env = self.environment(action, timeout_s, interval_s)
         env.update(extra_env or {})
         argv = argv or self.argv(action)
@@ -101,8 +102,14 @@ class Agent:
             from . import forked  # noqa: PLC0415 - imports cinder_ocf, which only the unit tests have here
 
             proc = forked.run(self.path, argv, env, kill_after_s, cwd=cwd, clock=clock)
+        elif runner == "inprocess":
+            from . import inprocess  # noqa: PLC0415 - likewise
+
+            proc = inprocess.run(self.path, argv, env, cwd=cwd, clock=clock)
         elif clock is not None:
-            raise ValueError("an executable runs on the real clock: a clock needs runner 'fork'")
+            raise ValueError(
+                "an executable runs on the real clock: a clock needs runner 'fork' or 'inprocess'"
+            )
         elif runner == "exec":
             proc = subprocess.run(
                 argv, env=env, capture_output=True, text=True, timeout=kill_after_s, check=False, cwd=cwd
