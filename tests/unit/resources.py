@@ -209,7 +209,8 @@ class FaultServer:
         self._listener.listen(16)
         self._held: List[socket.socket] = []
         self._closed = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
 
     @property
     def url(self) -> str:
@@ -217,13 +218,21 @@ class FaultServer:
         return f"{scheme}://127.0.0.1:{self._listener.getsockname()[1]}"
 
     def close(self) -> None:
+        """Closed, and its threads done: a forked agent (lab/forked.py) must never be forked
+        while one of them is inside OpenSSL or holds a lock."""
         self._closed.set()
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept()
+        except OSError:
+            pass
         self._listener.close()
         for conn in self._held:
             try:
                 conn.close()
             except OSError:
                 pass
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def _accept(self) -> None:
         while not self._closed.is_set():
@@ -231,7 +240,12 @@ class FaultServer:
                 conn, _ = self._listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            if self._closed.is_set():
+                conn.close()
+                return
+            serving = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(serving)
+            serving.start()
 
     def _serve(self, conn: socket.socket) -> None:
         try:
