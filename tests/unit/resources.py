@@ -35,7 +35,7 @@ CONF_PASSWORD = "Conf-xyzzy-s3cret"
 class Resource:
     """One resource of agent `name`, not running until a test starts it."""
 
-    def __init__(self, agents_dir: Path, name: str, heartbeat: bool = True) -> None:
+    def __init__(self, agents_dir: Path, name: str, heartbeat: bool = True, runner: str = "fork") -> None:
         self.name = name
         self.api = name == "cinder-api"
         self.volume = name == "cinder-volume"
@@ -76,7 +76,7 @@ class Resource:
             else:
                 for key in ("os_username", "os_password", "os_project_name", "os_auth_url"):
                     params.pop(key)
-        self.agent = Agent(agents_dir / name, self.rsctmp, f"p_{name}", params)
+        self.agent = Agent(agents_dir / name, self.rsctmp, f"p_{name}", params, runner=runner)
         self.baseline = dict(params)
         self.configure()
 
@@ -138,8 +138,8 @@ class Resource:
     def run(self, action: str, **kwargs: object) -> AgentRun:
         return self.agent(action, **kwargs)  # type: ignore[arg-type]
 
-    def start(self) -> AgentRun:
-        run = self.agent("start", timeout_s=20)
+    def start(self, runner: Optional[str] = None) -> AgentRun:
+        run = self.agent("start", timeout_s=20, runner=runner)
         assert run.rc == 0, run
         return run
 

@@ -86,6 +86,7 @@ class Row:
         check: Optional[Check] = None,
         timeout_s: float = 10.0,
         interval_s: float = 10.0,
+        runner: Optional[str] = None,
     ) -> None:
         self.name = name
         self.agents = agents
@@ -96,12 +97,16 @@ class Row:
         self.check = check
         self.timeout_s = timeout_s
         self.interval_s = interval_s
+        # The resource's runner (a fork, lab/forked.py; the input rows in this process) unless
+        # "exec": the executable itself, where the row is an answer within the op timeout,
+        # interpreter start-up included, or its command line.
+        self.runner = runner
 
     def run(self, ctx: Ctx) -> AgentRun:
         if self.setup is not None:
             self.setup(ctx)
         run = ctx.res.run(self.action, timeout_s=self.timeout_s, interval_s=self.interval_s,
-                          extra_env=ctx.env)  # fmt: skip
+                          extra_env=ctx.env, runner=self.runner)  # fmt: skip
         assert_answer(run, self.code, self.fragment.replace("{name}", ctx.res.name), self.timeout_s)
         if self.check is not None:
             self.check(ctx, run)
@@ -379,7 +384,7 @@ INPUT_ROWS = [
     # probes where nothing is installed, and actions
     Row("probe-without-install", ALL, "monitor", 7, "is not running",
         params(binary="/nonexistent/cinder", config="/nonexistent/cinder.conf"), interval_s=0),
-    Row("unknown-action", ["cinder-api", "cinder-volume"], "promote", 3, "usage:"),
+    Row("unknown-action", ["cinder-api", "cinder-volume"], "promote", 3, "usage:", runner="exec"),
     Row("unicode-instance", ["cinder-api", "cinder-backup"], "monitor", 7, "no pid file",
         lambda ctx: setattr(ctx.res.agent, "instance", "p_cïnder-ünï")),
     # the pid file: never trusted beyond what it proves
@@ -416,11 +421,11 @@ INPUT_ROWS = [
 
 
 @pytest.fixture
-def fresh(agents_dir: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], Resource]]:
+def fresh(agents_dir: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Resource]]:
     made: List[Resource] = []
 
-    def make(name: str) -> Resource:
-        res = Resource(agents_dir, name)
+    def make(name: str, runner: str = "fork") -> Resource:
+        res = Resource(agents_dir, name, runner=runner)
         made.append(res)
         return res
 
@@ -430,8 +435,9 @@ def fresh(agents_dir: Path, request: pytest.FixtureRequest) -> Iterator[Callable
 
 
 @pytest.mark.parametrize(("row", "agent"), cases(INPUT_ROWS))
-def test_input(fresh: Callable[[str], Resource], row: Row, agent: str) -> None:
-    ctx = Ctx(fresh(agent))
+def test_input(fresh: Callable[..., Resource], row: Row, agent: str) -> None:
+    # What the agent decides on its inputs, no daemon started: in this process (lab/inprocess.py).
+    ctx = Ctx(fresh(agent, runner="inprocess"))
     try:
         row.run(ctx)
         stop = ctx.res.run("stop", extra_env=ctx.env)
@@ -619,7 +625,7 @@ RUNNING_ROWS = [
     # cinder-api itself: its failures fail the monitor, before the op timeout
     Row("api-hangs", API, "monitor", 1, "does not answer GET", url_to("hang"), timeout_s=5),
     Row("api-hangs-past-op-timeout", API, "monitor", 1, "does not answer GET",
-        both(url_to("hang"), params(check_timeout="60")), timeout_s=2),
+        both(url_to("hang"), params(check_timeout="60")), timeout_s=2, runner="exec"),
     Row("api-process-hung", API, "monitor", 1, "does not answer", daemon_stopped, timeout_s=5),
     Row("api-500", API, "monitor", 1, "answered HTTP 500", url_to("status", 500)),
     Row("api-503", API, "monitor", 1, "answered HTTP 503", url_to("status", 503)),
@@ -705,14 +711,14 @@ def dies(ctx: Ctx) -> None:
     ctx.res.configure(**({"mode": "die"} if ctx.res.api else {"die": "yes"}))
 
 
-def started_then(action: str, **kwargs: float) -> Check:
+def started_then(action: str, **kwargs: object) -> Check:
     """After the row's start: action answers 0, and nothing of the daemon is left after stop."""
 
     def check(ctx: Ctx, run: AgentRun) -> None:
         leader = ctx.res.pid()
         assert leader is not None
         ctx.data["members"] = ctx.res.members()
-        follow = ctx.res.run(action, **kwargs)  # type: ignore[arg-type]
+        follow = ctx.res.run(action, **kwargs)
         ctx.data["follow"] = follow
         assert follow.rc == 0, follow
         if action == "stop":
@@ -722,7 +728,7 @@ def started_then(action: str, **kwargs: float) -> Check:
 
 
 def ignores_sigterm(ctx: Ctx, run: AgentRun) -> None:
-    started_then("stop", timeout_s=3)(ctx, run)
+    started_then("stop", timeout_s=3, runner="exec")(ctx, run)  # a stop within its op timeout
     follow = ctx.data["follow"]
     assert "SIGKILL" in follow.stderr and follow.seconds < 3, follow  # type: ignore[attr-defined]
     assert all(process_state(pid) is None for pid in ctx.data["members"])  # type: ignore[attr-defined]
@@ -767,8 +773,12 @@ METACHARACTERS = '$(touch${IFS}pwned);`touch pwned`|touch pwned&&touch pwned>pwn
 
 
 def metacharacters_everywhere(ctx: Ctx) -> None:
-    """Every string parameter, and HA_RSCTMP, holds shell metacharacters (and unicode)."""
+    """Every string parameter, and HA_RSCTMP, holds shell metacharacters (and unicode).
+
+    Each agent's thin executable as `cinder-ocf install-agents` writes it, the strings through
+    execve: start, monitor and stop run it (runner "exec"), not a fork of the test."""
     res = ctx.res
+    res.agent.runner = "exec"
     odd = res.workdir / f"dir {METACHARACTERS}"
     odd.mkdir(mode=0o755)
     binary = odd / res.binary.name
@@ -834,9 +844,9 @@ LIFECYCLE_ROWS = [
     Row("daemon-killed-after-start", ALL, "monitor", 7, "{name} is not running: process", killed_after_start,
         stop_succeeds),
     Row("start-with-rabbitmq-down", ["cinder-volume", "cinder-scheduler"], "start", 1,
-        "did not become healthy within", broker_down, timeout_s=3),
+        "did not become healthy within", broker_down, timeout_s=3, runner="exec"),
     Row("start-with-no-time", ["cinder-api", "cinder-backup"], "start", 1, "did not become healthy within",
-        lambda ctx: ctx.env.update(OCF_RESKEY_CRM_meta_timeout="1"), timeout_s=2),
+        lambda ctx: ctx.env.update(OCF_RESKEY_CRM_meta_timeout="1"), timeout_s=2, runner="exec"),
     Row("start-without-rsctmp", ["cinder-api", "cinder-volume"], "start", 0, "started (pid", rsctmp_missing,
         rsctmp_created),
     Row("metacharacters-everywhere", ALL, "start", 0, "started (pid", metacharacters_everywhere,
@@ -845,7 +855,7 @@ LIFECYCLE_ROWS = [
 
 
 @pytest.mark.parametrize(("row", "agent"), cases(LIFECYCLE_ROWS))
-def test_lifecycle(fresh: Callable[[str], Resource], row: Row, agent: str) -> None:
+def test_lifecycle(fresh: Callable[..., Resource], row: Row, agent: str) -> None:
     ctx = Ctx(fresh(agent))
     try:
         row.run(ctx)

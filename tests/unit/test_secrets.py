@@ -81,7 +81,9 @@ def _unexeced_fork(cmdline: bytes, ppid: int) -> bool:
 
 @pytest.fixture(params=AGENT_NAMES)
 def resource(agents_dir: Path, request: pytest.FixtureRequest) -> Iterator[Resource]:
-    res = Resource(agents_dir, request.param)
+    # The executable itself: the watcher reads the agent's own command line and environment
+    # in /proc, which a forked copy of the test (lab/forked.py) would not show.
+    res = Resource(agents_dir, request.param, runner="exec")
     yield res
     res.close()
 
