@@ -29,6 +29,7 @@ from cinder_ocf.supervisor.processes import established_peers
 from lab.host import process_state, session_members, wait_until
 from lab.resource import AgentRun
 from tests.conftest import free_port
+from tests.unit.inprocess import FakeClock
 from tests.unit.resources import (
     AGENT_NAMES,
     RPC_NAMES,
@@ -52,6 +53,9 @@ class Ctx:
         self.cleanups: List[Callable[[], None]] = []
         self.data: Dict[str, object] = {}
         self.env: Dict[str, str] = {}
+        # What the agent measures time with for the row's action (not an executable's): a
+        # setup moves it instead of sleeping until a grace has passed.
+        self.clock: Optional[FakeClock] = None
 
     def bystander(self) -> subprocess.Popen:
         """A process that is not the agent's: it must survive whatever the agent does."""
@@ -106,7 +110,7 @@ class Row:
         if self.setup is not None:
             self.setup(ctx)
         run = ctx.res.run(self.action, timeout_s=self.timeout_s, interval_s=self.interval_s,
-                          extra_env=ctx.env, runner=self.runner)  # fmt: skip
+                          extra_env=ctx.env, runner=self.runner, clock=ctx.clock)  # fmt: skip
         assert_answer(run, self.code, self.fragment.replace("{name}", ctx.res.name), self.timeout_s)
         if self.check is not None:
             self.check(ctx, run)
@@ -464,6 +468,9 @@ def running(agents_dir: Path) -> Iterator[Callable[[str], Resource]]:
         res = made.get(name)
         if res is None:
             res = made[name] = Resource(agents_dir, name)
+            res.start()
+            if not res.api:
+                assert wait_until(lambda: broker_connected(res), 5)
         res.reset()
         # After a broker outage the fake reconnects within 0.2 s: a clean monitor comes soon.
         if not wait_until(lambda: clean_monitor(res), 3, step_s=0.3):
@@ -541,7 +548,10 @@ def broker_down(ctx: Ctx) -> None:
     assert broker is not None
     pid = ctx.res.pid()
     if pid is not None:  # past start_grace (1 s): a missing connection is no longer "starting"
-        time.sleep(max(0.0, 1.2 - (time.time() - os.stat(f"/proc/{pid}").st_mtime)))
+        age = time.time() - os.stat(f"/proc/{pid}").st_mtime
+        if age < 1.2:
+            ctx.clock = FakeClock()
+            ctx.clock.advance(1.2 - age)
     broker.stop()
     ctx.cleanups.append(broker.start)
 
