@@ -70,7 +70,10 @@ class Resource:
             self.services = FakeServices(service)
             hosts = ["cluster@b1", "cluster@b2"] if self.volume else ["cluster"]
             self.services.rows = {host: "up" for host in hosts}
-            params["start_grace"] = "1"
+            # 2 s: the agent measures a process's age from the boot time /proc/stat gives in
+            # whole seconds, up to 1 s too old; 1 s would leave the fake a boot-dependent
+            # fraction of a second to connect.
+            params["start_grace"] = "2"
             if heartbeat:
                 params["url"] = self.services.url
             else:

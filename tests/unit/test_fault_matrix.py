@@ -547,11 +547,11 @@ def broker_down(ctx: Ctx) -> None:
     broker = ctx.res.broker
     assert broker is not None
     pid = ctx.res.pid()
-    if pid is not None:  # past start_grace (1 s): a missing connection is no longer "starting"
+    if pid is not None:  # past start_grace (2 s): a missing connection is no longer "starting"
         age = time.time() - os.stat(f"/proc/{pid}").st_mtime
-        if age < 1.2:
+        if age < 2.2:
             ctx.clock = FakeClock()
-            ctx.clock.advance(1.2 - age)
+            ctx.clock.advance(2.2 - age)
     broker.stop()
     ctx.cleanups.append(broker.start)
 

@@ -332,10 +332,10 @@ def test_a_child_without_amqp_connection_fails_when_the_broker_answers(volume: F
     # A lost connection gets start_grace to come back, but never less than oslo.messaging's
     # longest pause between reconnection attempts (1 + 0 here) and 5 s to reconnect.
     volume.configure(rabbit=FAST_RECONNECT)
-    volume.agent.params["start_grace"] = "1"
+    volume.agent.params["start_grace"] = "2"
     assert volume.agent("start").rc == 0
     clock = FakeClock()
-    clock.advance(1.1)  # past the children's start grace
+    clock.advance(2.1)  # past the children's start grace
     silent = volume.children()[0]
     os.kill(silent, signal.SIGUSR1)
     assert wait_until(lambda: len(volume.connected()) == 1, 5), "the child dropped its connection"
@@ -354,10 +354,10 @@ def test_a_child_without_amqp_connection_fails_when_the_broker_answers(volume: F
 
 
 def test_an_unreachable_broker_is_a_warning_not_a_failure(volume: FakeRpc) -> None:
-    volume.agent.params["start_grace"] = "1"
+    volume.agent.params["start_grace"] = "2"
     assert volume.agent("start").rc == 0
     clock = FakeClock()
-    clock.advance(1.1)
+    clock.advance(2.1)
     volume.broker.stop()
     run = act(volume.agent, "monitor", clock)
     assert run.rc == 0, run
@@ -426,14 +426,14 @@ def test_start_waits_for_an_unreachable_broker_until_its_timeout(volume: FakeRpc
 
 
 def test_amqp_server_port_replaces_the_ports_of_transport_url(volume: FakeRpc) -> None:
-    volume.agent.params["start_grace"] = "1"
+    volume.agent.params["start_grace"] = "2"
     assert volume.agent("start").rc == 0
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         unused = sock.getsockname()[1]
     volume.agent.params["amqp_server_port"] = str(unused)
     clock = FakeClock()
-    clock.advance(1.1)
+    clock.advance(2.1)
     run = act(volume.agent, "monitor", clock)
     assert run.rc == 0, run
     assert f"no broker of transport_url (127.0.0.1:{unused})" in run.log
@@ -443,7 +443,7 @@ def test_amqp_server_port_replaces_the_ports_of_transport_url(volume: FakeRpc) -
 def test_single_process_services(make: Callable[[str], FakeRpc], name: str) -> None:
     fake = make(name)
     fake.configure(rabbit=FAST_RECONNECT)
-    fake.agent.params["start_grace"] = "1"
+    fake.agent.params["start_grace"] = "2"
     start = fake.agent("start")
     assert start.rc == 0, start
     if name == "cinder-schedule":
@@ -451,7 +451,7 @@ def test_single_process_services(make: Callable[[str], FakeRpc], name: str) -> N
     fake.wait_connected(1)
     assert fake.agent("monitor").rc == 0
     clock = FakeClock()
-    clock.advance(1.1)
+    clock.advance(2.1)
     os.kill(fake.pid(), signal.SIGUSR1)
     assert wait_until(lambda: not fake.connected(), 5), "the daemon dropped its connection"
     assert act(fake.agent, "monitor", clock).rc == 0
