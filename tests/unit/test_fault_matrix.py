@@ -519,6 +519,9 @@ def url_to(mode: str, status: int = 0, tls_mode: str = "") -> Setup:
     return setup
 
 
+quick = params(check_timeout="1")
+
+
 def url_refused(ctx: Ctx) -> None:
     ctx.res.agent.params["url"] = f"http://127.0.0.1:{free_port()}"
 
@@ -633,10 +636,11 @@ def rsctmp_open_to_all(ctx: Ctx) -> None:
 
 RUNNING_ROWS = [
     # cinder-api itself: its failures fail the monitor, before the op timeout
-    Row("api-hangs", API, "monitor", 1, "does not answer GET", url_to("hang"), timeout_s=5),
+    # A hang lasts check_timeout: 1 s (its least) where the row waits one out.
+    Row("api-hangs", API, "monitor", 1, "does not answer GET", both(url_to("hang"), quick), timeout_s=5),
     Row("api-hangs-past-op-timeout", API, "monitor", 1, "does not answer GET",
         both(url_to("hang"), params(check_timeout="60")), timeout_s=2, runner="exec"),
-    Row("api-process-hung", API, "monitor", 1, "does not answer", daemon_stopped, timeout_s=5),
+    Row("api-process-hung", API, "monitor", 1, "does not answer", both(daemon_stopped, quick), timeout_s=5),
     Row("api-500", API, "monitor", 1, "answered HTTP 500", url_to("status", 500)),
     Row("api-503", API, "monitor", 1, "answered HTTP 503", url_to("status", 503)),
     Row("api-redirects", API, "monitor", 1, "answered HTTP 302", url_to("status", 302)),
@@ -655,12 +659,12 @@ RUNNING_ROWS = [
     # Keystone: its trouble is never the service's
     Row("keystone-down", ALL, "monitor", 0, "unreachable: Connection refused", keystone_down),
     Row("keystone-slow", ["cinder-api", "cinder-volume", "cinder-backup"], "monitor", 0,
-        "unreachable: timed out", keystone("slow"), timeout_s=5),
+        "unreachable: timed out", both(keystone("slow"), quick), timeout_s=5),
     Row("keystone-500", ALL, "monitor", 0, "Keystone answered 500", keystone("error500")),
     Row("keystone-rejects", ALL, "monitor", 0, "Keystone rejected the credentials", keystone("reject401")),
     # cinder-api as the RPC services' heartbeat source: its trouble is not theirs
     Row("heartbeat-api-hangs", ["cinder-volume", "cinder-scheduler"], "monitor", 0,
-        "cinder-api does not answer (no answer from", url_to("hang"), timeout_s=5),
+        "cinder-api does not answer (no answer from", both(url_to("hang"), quick), timeout_s=5),
     Row("heartbeat-api-500", RPC, "monitor", 0, "cinder-api answered HTTP 500", url_to("status", 500)),
     Row("heartbeat-api-503", ["cinder-backup"], "monitor", 0, "cinder-api answered HTTP 503",
         url_to("status", 503)),
@@ -738,9 +742,9 @@ def started_then(action: str, **kwargs: object) -> Check:
 
 
 def ignores_sigterm(ctx: Ctx, run: AgentRun) -> None:
-    started_then("stop", timeout_s=3, runner="exec")(ctx, run)  # a stop within its op timeout
+    started_then("stop", timeout_s=2, runner="exec")(ctx, run)  # a stop within its op timeout
     follow = ctx.data["follow"]
-    assert "SIGKILL" in follow.stderr and follow.seconds < 3, follow  # type: ignore[attr-defined]
+    assert "SIGKILL" in follow.stderr and follow.seconds < 2, follow  # type: ignore[attr-defined]
     assert all(process_state(pid) is None for pid in ctx.data["members"])  # type: ignore[attr-defined]
 
 
@@ -854,7 +858,7 @@ LIFECYCLE_ROWS = [
     Row("daemon-killed-after-start", ALL, "monitor", 7, "{name} is not running: process", killed_after_start,
         stop_succeeds),
     Row("start-with-rabbitmq-down", ["cinder-volume", "cinder-scheduler"], "start", 1,
-        "did not become healthy within", broker_down, timeout_s=3, runner="exec"),
+        "did not become healthy within", broker_down, timeout_s=2, runner="exec"),
     Row("start-with-no-time", ["cinder-api", "cinder-backup"], "start", 1, "did not become healthy within",
         lambda ctx: ctx.env.update(OCF_RESKEY_CRM_meta_timeout="1"), timeout_s=2, runner="exec"),
     Row("start-without-rsctmp", ["cinder-api", "cinder-volume"], "start", 0, "started (pid", rsctmp_missing,
