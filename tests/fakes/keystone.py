@@ -8,7 +8,6 @@ import datetime
 import http.server
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -21,6 +20,7 @@ class FakeKeystone:
         self.volume_url = ""  # when set: the catalog's volumev3 endpoint (internal and public)
         self.token_requests = 0
         self.last_body: Optional[dict] = None
+        self._closed = threading.Event()
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
@@ -32,6 +32,7 @@ class FakeKeystone:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v3"
 
     def close(self) -> None:
+        self._closed.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -60,7 +61,10 @@ class FakeKeystone:
                 keystone.last_body = json.loads(self.rfile.read(length) or b"{}")
                 keystone.token_requests += 1
                 if keystone.mode == "slow":
-                    time.sleep(30)
+                    # No answer for 30 s, long after the agent gave up: none at all (nor a
+                    # token issued into a test's files, maybe removed by then).
+                    keystone._closed.wait(30)
+                    return None
                 if keystone.mode == "error500":
                     return self._answer(500, {"error": {"code": 500, "message": "fake"}})
                 if keystone.mode == "reject401":
