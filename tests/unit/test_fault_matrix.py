@@ -461,27 +461,32 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def running(agents_dir: Path) -> Iterator[Callable[[str], Resource]]:
-    """One running resource per agent for the module: faults are set and undone per row."""
+    """One running resource per agent for the module: faults are set and undone per row.
+
+    Its daemon is started and stopped by a forked agent (lab/forked.py), so that it is
+    not this process's child; the rows' monitors, which start nothing, run in this process
+    (lab/inprocess.py)."""
     made: Dict[str, Resource] = {}
 
     def get(name: str) -> Resource:
         res = made.get(name)
         if res is None:
-            res = made[name] = Resource(agents_dir, name)
-            res.start()
+            res = made[name] = Resource(agents_dir, name, runner="inprocess")
+            res.start(runner="fork")
             if not res.api:
                 assert wait_until(lambda: broker_connected(res), 5)
         res.reset()
         # After a broker outage the fake reconnects within 0.2 s: a clean monitor comes soon.
         if not wait_until(lambda: clean_monitor(res), 3, step_s=0.3):
-            res.run("stop")
-            res.start()
+            res.run("stop", runner="fork")
+            res.start(runner="fork")
             if not res.api:
                 assert wait_until(lambda: broker_connected(res), 5)
         return res
 
     yield get
     for res in made.values():
+        res.agent.runner = "fork"
         res.close()
 
 
