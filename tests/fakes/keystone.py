@@ -8,7 +8,6 @@ import datetime
 import http.server
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -26,7 +25,7 @@ class FakeKeystone:
         self.stopped = threading.Event()
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
         self._thread.start()
 
@@ -64,7 +63,10 @@ class FakeKeystone:
                 keystone.last_body = json.loads(self.rfile.read(length) or b"{}")
                 keystone.token_requests += 1
                 if keystone.mode == "slow":
-                    time.sleep(30)
+                    # No answer for 30 s, long after the agent gave up: none at all (nor a
+                    # token issued into a test's files, maybe removed by then).
+                    keystone.stopped.wait(30)
+                    return None
                 if keystone.mode == "error500":
                     return self._answer(500, {"error": {"code": 500, "message": "fake"}})
                 if keystone.mode == "reject401":
