@@ -204,7 +204,8 @@ def _fresh_interpreter(argv: List[str], env: Dict[str, str]) -> None:
     )
     sys.excepthook = sys.__excepthook__
     sys.unraisablehook = sys.__unraisablehook__
-    threading.excepthook = threading.__excepthook__
+    # threading.__excepthook__ is 3.10+: on 3.9 the hook in place stays.
+    threading.excepthook = getattr(threading, "__excepthook__", threading.excepthook)
     warnings.resetwarnings()
     for action, category, module in reversed(_FRESH_FILTERS):
         warnings.filterwarnings(action, category=category, module=module)  # type: ignore[arg-type]
