@@ -5,11 +5,13 @@ import json
 import os
 import socket
 import stat
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from cinder_ocf import trusted
@@ -277,3 +279,17 @@ def test_root_cause_stops_at_a_suppressed_context() -> None:
     with pytest.raises(ConnectionError) as caught:
         failing()
     assert httpclient.root_cause(caught.value) == "timed out"
+
+
+def test_a_new_process_is_young() -> None:
+    """Ages come from the boot clock at tick precision: psutil's boot time has whole seconds
+    only, which aged every process by up to a second."""
+    child = subprocess.Popen(["sleep", "5"])
+    try:
+        proc = psutil.Process(child.pid)
+        assert process.age_seconds(proc) < 0.5
+        identity = process.identity_of(child.pid)
+        assert identity is not None and abs(process.started_at(identity) - time.time()) < 0.5
+    finally:
+        child.kill()
+        child.wait()
