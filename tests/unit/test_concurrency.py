@@ -19,7 +19,7 @@ import pytest
 from cinder_ocf.openstack.keystone import TokenCache
 from lab.host import process_state, session_members, wait_until
 from lab.resource import AgentRun
-from tests.unit.resources import Resource
+from tests.unit.resources import AGENT_NAMES, Resource
 
 
 @pytest.fixture(params=["cinder-api", "cinder-volume"])
@@ -134,12 +134,20 @@ def daemons_of(res: Resource) -> List[int]:
     ]
 
 
+@pytest.fixture(params=AGENT_NAMES)
+def any_resource(agents_dir: Path, request: pytest.FixtureRequest) -> Iterator[Resource]:
+    """A resource of each agent: the lock is the supervisor's, which every agent runs."""
+    res = Resource(agents_dir, request.param)
+    yield res
+    res.close()
+
+
 @pytest.mark.parametrize("actions", [["start", "start"], ["start", "start", "stop"]])
-def test_starts_and_stops_of_one_resource_take_turns(resource: Resource, actions: List[str]) -> None:
+def test_starts_and_stops_of_one_resource_take_turns(any_resource: Resource, actions: List[str]) -> None:
     """Two starts at once (an operator's debug-start beside Pacemaker) each found no pid file and
     both spawned; serialized, the second finds the first's daemon.  Whatever the order the lock
     gives them, the end is one daemon tree when the last action was a start, none after stop."""
-    res = resource
+    res = any_resource
     try:
         runs = at_once(res, [(action, 0) for action in actions])
         for run in runs:
