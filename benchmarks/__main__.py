@@ -1,7 +1,8 @@
 """python -m benchmarks (make bench): measure what the agents cost, then write the reports.
 
 Writes benchmarks/results.json and benchmarks/results.md and refreshes the README's table
-between <!-- bench:start --> and <!-- bench:end -->.  Run from the repository root with the
+between <!-- bench:start --> and <!-- bench:end -->; prints issue 10 point 8's table and every
+target, met or not, with its numbers.  Run from the repository root with the
 agents' virtualenv, as root.  `python -m benchmarks.report` writes the reports again from
 results.json without measuring.
 """
@@ -34,7 +35,8 @@ def main() -> int:
         print("make bench needs root: the services run as the cinder user", file=sys.stderr)
         return 2
     results = measure(args)
-    print(report.write(results, args.out, readme=not args.no_readme))
+    report.write(results, args.out, readme=not args.no_readme)
+    print(report.summary_text(results))
     LOG.info("bench done in %.0f s", results["duration_s"])
     return 0
 

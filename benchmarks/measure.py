@@ -7,6 +7,13 @@ and measures:
 * monitor wall time, CPU time and peak RSS (median, p95) over --runs runs, for the cached-token
   path, the path that must fetch a token, and the unauthenticated path, each run alternately
   with the 2013 shell agent's pid-only cinder-api monitor (benchmarks/cinder-api-2013-monitor.sh);
+* the second yardstick, the 2013 agent's full authenticated monitor in bash + curl against
+  Keystone v3 (benchmarks/cinder-api-2013-authcheck.sh), run alternately with our cached-token
+  cinder-api monitor, and the CPU time Keystone's (and cinder-api's) processes spend on each
+  check, read from psutil before and after a batch;
+* the cinder-volume monitor with 1, 4 and 16 fake-driver backends;
+* what each library costs the cached-token monitor's start (python -X importtime), and a
+  cProfile of the cinder-volume monitor (where its time goes);
 * Keystone token requests, counted in Keystone's own access log;
 * start overhead (the service healthy -> start returns) and stop overhead (the process tree
   gone -> stop returns);
@@ -20,11 +27,14 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import contextlib
 import datetime
 import json
 import logging
 import os
 import platform
+import pstats
+import re
 import shutil
 import signal
 import socket
@@ -35,18 +45,21 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import psutil
 
 from cinder_ocf.cli import install_agents
 from cinder_ocf.openstack.keystone import RENEW_MARGIN_S
-from lab.host import open_dir, pid_alive, session_members
+from lab.host import children, open_dir, pid_alive, session_members
 from lab.resource import Agent, stack_resource
 from lab.stack.install import ensure_debian_packages, ensure_service_user, ensure_stack_venv
-from lab.stack.openstack import CINDER_HOST, OpenStack, get_token, http_request
+from lab.stack.openstack import CINDER_HOST, FAKE_DRIVER, OpenStack, get_token, http_request
 
 LOG = logging.getLogger("bench")
 HERE = Path(__file__).resolve().parent
 SHELL_AGENT = HERE / "cinder-api-2013-monitor.sh"
+YARDSTICK = HERE / "cinder-api-2013-authcheck.sh"  # the 2013 agent's authenticated check, v3
 GNU_TIME = "/usr/bin/time"
 RUN_BASE = Path("/var/tmp/cinder-ocf")
 SERVICE_USER = "cinder"
@@ -65,6 +78,24 @@ PATHS = {
     "noauth": "no credentials",
 }
 TOKEN_REQUEST = '"POST /v3/auth/tokens '
+TOKEN_VALIDATION = '"GET /v3/auth/tokens '  # cinder-api's keystonemiddleware checking a token
+# keystonemiddleware's token_cache_time (the lab's cinder.conf leaves the default): how long
+# cinder-api trusts a token it validated before it asks Keystone again.
+MIDDLEWARE_TOKEN_CACHE_S = 300
+BACKEND_COUNTS = (1, 4, 16)
+IMPORT_RUNS = 5
+# Modules whose import cost results.md reports (python -X importtime, cumulative).
+IMPORTS = ("psutil", "logging", "http.client", "ssl", "json", "enum", "keystoneauth1", "oslo_config",
+           "cinder_ocf", "urllib.parse", "socket", "dataclasses")  # fmt: skip
+PROFILED_FUNCTIONS = {
+    "psutil net_connections (the kernel's connection table)": ("psutil/__init__.py", "net_connections"),
+    "processes.tree (scan of every process)": ("cinder_ocf/supervisor/processes.py", "tree"),
+    "processes.forks (backend children)": ("cinder_ocf/supervisor/processes.py", "forks"),
+    "checks.rpc backend_processes": ("cinder_ocf/checks/rpc.py", "backend_processes"),
+    "checks.rpc amqp (connections)": ("cinder_ocf/checks/rpc.py", "_amqp"),
+    "checks.rpc heartbeat (os-services)": ("cinder_ocf/checks/rpc.py", "heartbeat"),
+    "cinder.conf facts (cache or oslo.config)": ("cinder_ocf/checks/context.py", "facts"),
+}
 
 
 class Interrupted(Exception):
@@ -150,6 +181,89 @@ def summary(values: List[float], scale: float = 1.0) -> Dict[str, float]:
     }
 
 
+def cpu_seconds(pids: List[int]) -> Dict[int, float]:
+    """User + system CPU time of each live process of pids so far (psutil, from /proc)."""
+    out: Dict[int, float] = {}
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        out[pid] = times.user + times.system
+    return out
+
+
+class CpuMeter:
+    """The CPU time that the processes pids() names spend inside the with block.
+
+    Read before and after from each process' own counters (all its threads): a server's work
+    for its clients, which no rusage of the client shows.  A process that appears meanwhile
+    counts from zero.  Clock-tick resolution (10 ms): meant for batches, divided by their size.
+    """
+
+    def __init__(self, pids: Callable[[], List[int]]) -> None:
+        self.pids = pids
+        self.before: Dict[int, float] = {}
+        self.seconds = 0.0
+
+    def __enter__(self) -> CpuMeter:
+        self.before = cpu_seconds(self.pids())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        after = cpu_seconds(self.pids())
+        self.seconds = sum(max(0.0, spent - self.before.get(pid, 0.0)) for pid, spent in after.items())
+
+
+_IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)$")
+
+
+def parse_importtime(stderr: str) -> Tuple[Dict[str, Tuple[float, str]], float]:
+    """python -X importtime's report: {module: (cumulative ms, what imported it)} and the total ms.
+
+    A module is imported once: its line's cumulative time includes everything it imported that
+    was not imported before.  The importer is the next line less indented ("-" at the top).
+    """
+    rows: List[Tuple[int, str, float]] = []
+    for line in stderr.splitlines():
+        match = _IMPORT_LINE.match(line)
+        if match:
+            rows.append((len(match.group(3)), match.group(4), int(match.group(2)) / 1000.0))
+    found: Dict[str, Tuple[float, str]] = {}
+    top = min((depth for depth, _, _ in rows), default=0)
+    total = sum(ms for depth, _, ms in rows if depth == top)
+    for index, (depth, name, ms) in enumerate(rows):
+        if name in found:
+            continue
+        parent = next((n for d, n, _ in rows[index + 1 :] if d < depth), "-")
+        found[name] = (ms, parent)
+    return found, total
+
+
+def profile_summary(path: Path) -> Dict[str, Any]:
+    """A cProfile dump: the named functions' cumulative ms and calls, and the ten largest own times."""
+    stats = pstats.Stats(str(path))
+    table = stats.stats  # type: ignore[attr-defined]
+    named: Dict[str, Dict[str, float]] = {}
+    for label, (suffix, function) in PROFILED_FUNCTIONS.items():
+        for (filename, _, name), (_, calls, _, cumulative, _) in table.items():
+            if name == function and filename.endswith(suffix):
+                named[label] = {"cumulative_ms": round(cumulative * 1000, 2), "calls": calls}
+    own = sorted(table.items(), key=lambda item: item[1][2], reverse=True)[:10]
+    return {
+        "total_ms": round(stats.total_tt * 1000, 2),  # type: ignore[attr-defined]
+        "named": named,
+        "largest_own_time": [
+            {
+                "function": f"{Path(filename).name}:{line} {name}" if line else name,
+                "own_ms": round(own_s * 1000, 2),
+                "calls": calls,
+            }
+            for (filename, line, name), (_, calls, own_s, _, _) in own
+        ],
+    }
+
+
 class Watch:
     """Runs probe every step_s in a thread and records the monotonic time it first held."""
 
@@ -201,10 +315,20 @@ class Bench:
         self.dirs: List[Path] = []
         self.started: List[Agent] = []  # resources whose daemon may run: stopped at the end
         self.stack: Optional[OpenStack] = None
-        self.results: Dict[str, Any] = {"monitor": {}, "tokens": {}, "lifecycle": {}}
+        self.results: Dict[str, Any] = {
+            "monitor": {},
+            "tokens": {},
+            "lifecycle": {},
+            "yardstick": {},
+            "keystone": {},
+            "backends": {},
+            "imports": {},
+            "profile": {},
+        }
         self.scratch = self._dir("cinder-ocf-bench-")
         self.scratch.chmod(0o700)
         self.api_token: Optional[Tuple[str, str]] = None
+        self.api: Optional[Agent] = None
 
     def _dir(self, prefix: str) -> Path:
         path = open_dir(prefix)
@@ -214,7 +338,7 @@ class Bench:
     # -------------------------------------------------------------- set-up and tear-down
     def setup(self) -> None:
         venv = ensure_stack_venv()
-        ensure_debian_packages("rabbitmq-server", "time", "resource-agents")
+        ensure_debian_packages("rabbitmq-server", "time", "resource-agents", "curl")
         ensure_service_user(SERVICE_USER)
         RUN_BASE.mkdir(parents=True, exist_ok=True)
         root = Path(tempfile.mkdtemp(prefix="bench-", dir=RUN_BASE))
@@ -234,20 +358,50 @@ class Bench:
         )
         self.agents_dir = self._dir("cinder-ocf-bench-agents-")
         install_agents(str(self.agents_dir), sys.executable)
-        self.noauth_conf = self._noauth_conf()
+        self.noauth_conf = self._noauth_conf(self.stack.cinder_conf)
 
-    def _noauth_conf(self) -> Path:
-        """cinder.conf without the credentials of [keystone_authtoken]: the unauthenticated path."""
-        assert self.stack is not None
+    def _read_conf(self, source: Path) -> configparser.ConfigParser:
         conf = configparser.ConfigParser(interpolation=None)
         conf.optionxform = str  # type: ignore[assignment,method-assign]
-        conf.read(self.stack.cinder_conf)
-        for option in ("username", "password", "project_name"):
-            conf.remove_option("keystone_authtoken", option)
-        path = self.scratch / "cinder-noauth.conf"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # transport_url has a password
+        conf.read(source)
+        return conf
+
+    @staticmethod
+    def _write_conf(conf: configparser.ConfigParser, path: Path, group: Optional[int] = None) -> None:
+        """Mode 0600 root (0640 root:group for a daemon's own): transport_url has a password."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             conf.write(out)
+        if group is not None:
+            os.chown(path, 0, group)
+            os.chmod(path, 0o640)
+
+    def _noauth_conf(self, source: Path) -> Path:
+        """cinder.conf without the credentials of [keystone_authtoken]: the unauthenticated path."""
+        conf = self._read_conf(source)
+        for option in ("username", "password", "project_name"):
+            conf.remove_option("keystone_authtoken", option)
+        path = self.scratch / f"{source.stem}-noauth.conf"
+        self._write_conf(conf, path)
+        return path
+
+    def _backends_conf(self, count: int) -> Path:
+        """The stack's cinder.conf with count fake-driver backends, beside it (the daemon reads it
+        as the service user)."""
+        assert self.stack is not None
+        conf = self._read_conf(self.stack.cinder_conf)
+        names = [f"fake{index}" for index in range(1, count + 1)]
+        for section in conf.sections():
+            if conf.has_option(section, "volume_driver"):
+                conf.remove_section(section)
+        conf.set("DEFAULT", "enabled_backends", ",".join(names))
+        for name in names:
+            conf.add_section(name)
+            conf.set(name, "volume_driver", FAKE_DRIVER)
+            conf.set(name, "volume_backend_name", name)
+        path = self.stack.cinder_etc / f"cinder-{count}-backends.conf"
+        path.unlink(missing_ok=True)
+        self._write_conf(conf, path, self.stack.service_user_ids()[1])
         return path
 
     def teardown(self) -> None:
@@ -373,14 +527,14 @@ class Bench:
         self.started.remove(resource)
 
     # -------------------------------------------------------------- monitors
-    def shell(self, leader_resource: Agent) -> Tuple[List[str], Dict[str, str]]:
-        """The 2013 agent's pid-only monitor, pointed at the same daemon's pid."""
+    def shell(self, leader_resource: Agent, script: Path = SHELL_AGENT) -> Tuple[List[str], Dict[str, str]]:
+        """The 2013 agent's pid-only monitor (or script), pointed at the same daemon's pid."""
         assert self.stack is not None
         leader = leader_resource.leader()
         pid_file = self.scratch / f"{leader_resource.instance}-2013.pid"
         pid_file.write_text(f"{leader}\n")
         shell = Agent(
-            SHELL_AGENT,
+            script,
             self.scratch,
             f"{leader_resource.instance}-2013",
             {
@@ -392,7 +546,19 @@ class Bench:
         )
         return shell.argv("monitor"), _environment(shell, "monitor", MONITOR_TIMEOUT_S)
 
-    def monitor_paths(self, resource: Agent) -> None:
+    def monitor_paths(
+        self,
+        resource: Agent,
+        partner: Optional[Agent] = None,
+        servers: bool = False,
+        paths: Tuple[str, ...] = tuple(PATHS),
+    ) -> Dict[str, Any]:
+        """Each path's monitor, alternately with the 2013 pid-only monitor (and, on the cached
+        path, with partner's cached-token monitor and the bare interpreter, when given); the
+        figures by path.
+
+        servers: also read the CPU time Keystone's and cinder-api's processes spend during each
+        path's batch, and count Keystone's token validations (cinder-api's)."""
         noauth = Agent(
             resource.path,
             resource.rsctmp,
@@ -400,60 +566,119 @@ class Bench:
             {**resource.params, "config": str(self.noauth_conf), "pid": str(resource.pid_file())},
         )
         shell_argv, shell_env = self.shell(resource)
+        floor_argv = [sys.executable, "-c", "pass"]
         out: Dict[str, Any] = {}
-        for path, label in PATHS.items():
+        for path in paths:
+            label = PATHS[path]
             target = noauth if path == "noauth" else resource
             token_file = target.state_file("token")
-            before = self.token_requests()
             # One run not counted: it fills the cinder.conf cache (and the token cache).
             self._check(measured(target, "monitor"), target, path)
+            before = self.token_requests()
+            validations = self.access_log_count(TOKEN_VALIDATION)
             ours: List[Run] = []
             theirs: List[Run] = []
             ours_rss: List[float] = []
             theirs_rss: List[float] = []
-            for _ in range(self.runs):
-                if path == "fetch":
-                    token_file.unlink(missing_ok=True)
-                ours.append(self._check(measured(target, "monitor"), target, path))
-                theirs.append(run_measured(shell_argv, shell_env, MONITOR_TIMEOUT_S))
-                if theirs[-1].rc != 0:
-                    raise RuntimeError(f"2013 monitor: rc {theirs[-1].rc}: {theirs[-1].stderr[-500:]}")
-                if path == "fetch":
-                    token_file.unlink(missing_ok=True)
-                argv, env = target.argv("monitor"), _environment(target, "monitor", MONITOR_TIMEOUT_S)
-                ours_rss.append(peak_rss_mib(argv, env, MONITOR_TIMEOUT_S + 10, self.scratch))
-                theirs_rss.append(peak_rss_mib(shell_argv, shell_env, MONITOR_TIMEOUT_S + 10, self.scratch))
+            partners: List[Run] = []
+            floors: List[Run] = []
+            with self.server_meters() as (keystone, api):
+                for _ in range(self.runs):
+                    if path == "fetch":
+                        token_file.unlink(missing_ok=True)
+                    ours.append(self._check(measured(target, "monitor"), target, path))
+                    theirs.append(run_measured(shell_argv, shell_env, MONITOR_TIMEOUT_S))
+                    if theirs[-1].rc != 0:
+                        raise RuntimeError(f"2013 monitor: rc {theirs[-1].rc}: {theirs[-1].stderr[-500:]}")
+                    if path == "cached" and partner is not None:
+                        partners.append(self._check(measured(partner, "monitor"), partner, path))
+                    if path == "cached" and servers:
+                        floors.append(run_measured(floor_argv, {"PATH": "/usr/bin:/bin"}, MONITOR_TIMEOUT_S))
+                    if path == "fetch":
+                        token_file.unlink(missing_ok=True)
+                    argv, env = target.argv("monitor"), _environment(target, "monitor", MONITOR_TIMEOUT_S)
+                    ours_rss.append(peak_rss_mib(argv, env, MONITOR_TIMEOUT_S + 10, self.scratch))
+                    theirs_rss.append(
+                        peak_rss_mib(shell_argv, shell_env, MONITOR_TIMEOUT_S + 10, self.scratch)
+                    )
             requests = self.token_requests() - before
             wall = summary([r.wall for r in ours], 1000)
+            cpu = summary([r.cpu for r in ours], 1000)
             shell_wall = summary([r.wall for r in theirs], 1000)
+            shell_cpu = summary([r.cpu for r in theirs], 1000)
             warnings = sorted(
                 {ln.split(": ", 2)[-1][:200] for r in ours for ln in r.stderr.splitlines() if "WARNING" in ln}
             )
-            out[path] = {
+            row: Dict[str, Any] = {
                 "label": label,
                 "wall_ms": wall,
-                "cpu_ms": summary([r.cpu for r in ours], 1000),
+                "cpu_ms": cpu,
                 "peak_rss_mib": summary(ours_rss),
                 "shell_wall_ms": shell_wall,
-                "shell_cpu_ms": summary([r.cpu for r in theirs], 1000),
+                "shell_cpu_ms": shell_cpu,
                 "shell_peak_rss_mib": summary(theirs_rss),
                 "ratio_to_shell": round(wall["median"] / shell_wall["median"], 2),
+                "cpu_ratio_to_shell": round(cpu["median"] / shell_cpu["median"], 2),
                 "keystone_token_requests": requests,
-                "monitor_runs": 2 * self.runs + 1,
+                "monitor_runs": 2 * self.runs,
                 "warnings": warnings,
             }
+            if partners and partner is not None:
+                partner_wall = summary([r.wall for r in partners], 1000)
+                partner_cpu = summary([r.cpu for r in partners], 1000)
+                row["partner"] = {
+                    "agent": partner.path.name,
+                    "wall_ms": partner_wall,
+                    "cpu_ms": partner_cpu,
+                    "ratio_wall": round(wall["median"] / partner_wall["median"], 2),
+                    "ratio_cpu": round(cpu["median"] / partner_cpu["median"], 2),
+                }
+            if floors:
+                row["interpreter_floor"] = {
+                    "argv": f"{sys.executable} -c pass",
+                    "wall_ms": summary([r.wall for r in floors], 1000),
+                    "cpu_ms": summary([r.cpu for r in floors], 1000),
+                }
+            if servers:
+                # Every run of ours in the batch, the RSS runs too; the 2013 pid-only monitor
+                # and the bare interpreter ask no server anything.
+                row["servers"] = {
+                    "monitors": 2 * self.runs,
+                    "keystone_cpu_ms": round(keystone.seconds * 1000, 1),
+                    "cinder_api_cpu_ms": round(api.seconds * 1000, 1),
+                    "keystone_validations": self.access_log_count(TOKEN_VALIDATION) - validations,
+                }
+            out[path] = row
             LOG.info(
-                "%s %s: wall %.1f ms (2013: %.1f ms, x%.2f), cpu %.1f ms, rss %.1f MiB, %d token requests",
+                "%s %s: wall %.1f ms (2013: %.1f ms, x%.2f), cpu %.1f ms (2013: %.1f ms), rss %.1f MiB, "
+                "%d token requests%s",
                 resource.path.name,
                 path,
                 wall["median"],
                 shell_wall["median"],
-                out[path]["ratio_to_shell"],
-                out[path]["cpu_ms"]["median"],
-                out[path]["peak_rss_mib"]["median"],
+                row["ratio_to_shell"],
+                cpu["median"],
+                shell_cpu["median"],
+                row["peak_rss_mib"]["median"],
                 requests,
+                f"; {partner.path.name} beside it x{row['partner']['ratio_wall']}"
+                if partner is not None and "partner" in row
+                else "",
             )
-        self.results["monitor"][resource.path.name] = out
+        return out
+
+    @contextlib.contextmanager
+    def server_meters(self) -> Iterator[Tuple[CpuMeter, CpuMeter]]:
+        """CPU meters on Keystone's processes and on cinder-api's (the leader and its workers)."""
+        assert self.stack is not None
+        stack, api = self.stack, self.api
+
+        def api_pids() -> List[int]:
+            leader = api.leader() if api is not None else None
+            return [] if leader is None else [leader, *children(leader, recursive=True)]
+
+        with CpuMeter(stack.keystone_pids) as keystone, CpuMeter(api_pids) as api_meter:
+            yield keystone, api_meter
 
     @staticmethod
     def _check(run: Run, resource: Agent, path: str) -> Run:
@@ -464,12 +689,16 @@ class Bench:
     # -------------------------------------------------------------- Keystone's side
     def token_requests(self) -> int:
         """Token requests Keystone logged from anything but this harness (urllib)."""
+        return self.access_log_count(TOKEN_REQUEST)
+
+    def access_log_count(self, request: str) -> int:
+        """Requests (method and path) Keystone logged from anything but this harness (urllib)."""
         assert self.stack is not None
         try:
             lines = self.stack.keystone_access_log.read_text(errors="replace").splitlines()
         except FileNotFoundError:
             return 0
-        return sum(1 for ln in lines if TOKEN_REQUEST in ln and "Python-urllib" not in ln)
+        return sum(1 for ln in lines if request in ln and "Python-urllib" not in ln)
 
     def tokens_per_hour(self, resource: Agent) -> None:
         """Monitors from an empty token cache, counted on Keystone's side."""
@@ -510,14 +739,195 @@ class Bench:
                 return float(value) - fetched_at
         raise RuntimeError("no expires_at in the token cache")
 
+    # -------------------------------------------------------------- the bash + curl yardstick
+    def yardstick(self, api: Agent) -> None:
+        """The 2013 agent's full authenticated monitor (bash + curl, Keystone v3) alternately
+        with our cached-token cinder-api monitor; then a batch of it alone, Keystone's and
+        cinder-api's CPU read before and after."""
+        assert self.stack is not None
+        token, body = get_token(self.stack.service)  # the credentials our monitor takes
+        project = body["project"]["id"]
+        del token
+        request = self.scratch / "token-request.json"
+        request.unlink(missing_ok=True)
+        fd = os.open(request, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # the password
+        with os.fdopen(fd, "w") as out:
+            json.dump(self.stack.service.auth_body(), out)
+        argv, env = self.shell(api, YARDSTICK)
+        env.update(
+            {
+                "OCF_RESKEY_url": f"{self.stack.cinder_url}/v3/{project}/types",
+                "OCF_RESKEY_keystone_get_token_url": f"{self.stack.keystone_url}/auth/tokens",
+                "OCF_RESKEY_token_request_file": str(request),
+            }
+        )
+
+        def yard() -> Run:
+            run = run_measured(argv, env, MONITOR_TIMEOUT_S)
+            if run.rc != 0:
+                raise RuntimeError(f"bash + curl check: rc {run.rc}: {run.stderr[-500:]}")
+            return run
+
+        yard()  # not counted: cinder-api's first request with a token warms its caches
+        self._check(measured(api, "monitor"), api, "cached")
+        ours: List[Run] = []
+        theirs: List[Run] = []
+        for _ in range(self.runs):
+            ours.append(self._check(measured(api, "monitor"), api, "cached"))
+            theirs.append(yard())
+        rss = [peak_rss_mib(argv, env, MONITOR_TIMEOUT_S + 10, self.scratch) for _ in range(5)]
+        before, validations = self.token_requests(), self.access_log_count(TOKEN_VALIDATION)
+        with self.server_meters() as (keystone, cinder_api):
+            for _ in range(self.runs):
+                yard()
+        wall, cpu = summary([r.wall for r in ours], 1000), summary([r.cpu for r in ours], 1000)
+        their_wall, their_cpu = (
+            summary([r.wall for r in theirs], 1000),
+            summary([r.cpu for r in theirs], 1000),
+        )
+        self.results["yardstick"] = {
+            "script": YARDSTICK.name,
+            "runs": self.runs,
+            "wall_ms": their_wall,
+            "cpu_ms": their_cpu,
+            "peak_rss_mib": summary(rss),
+            "ours_wall_ms": wall,
+            "ours_cpu_ms": cpu,
+            "ratio_wall": round(wall["median"] / their_wall["median"], 2),
+            "ratio_cpu_client": round(cpu["median"] / their_cpu["median"], 2),
+            "batch_runs": self.runs,
+            "token_requests": self.token_requests() - before,
+            "keystone_validations": self.access_log_count(TOKEN_VALIDATION) - validations,
+            "keystone_cpu_ms_per_run": round(keystone.seconds * 1000 / self.runs, 2),
+            "cinder_api_cpu_ms_per_run": round(cinder_api.seconds * 1000 / self.runs, 2),
+        }
+        LOG.info(
+            "bash + curl: wall %.1f ms, client cpu %.1f ms, Keystone %.1f ms per run; ours beside it: "
+            "wall %.1f ms (x%.2f), cpu %.1f ms",
+            their_wall["median"],
+            their_cpu["median"],
+            self.results["yardstick"]["keystone_cpu_ms_per_run"],
+            wall["median"],
+            self.results["yardstick"]["ratio_wall"],
+            cpu["median"],
+        )
+
+    def token_validations(self) -> None:
+        """What one validation of a user's token costs Keystone (GET /v3/auth/tokens, as cinder-api's
+        keystonemiddleware asks it when its cache of that token expires)."""
+        assert self.stack is not None
+        admin, _ = self._admin()
+        user_token, _ = get_token(self.stack.service)
+        headers = {"X-Auth-Token": admin, "X-Subject-Token": user_token}
+        url = f"{self.stack.keystone_url}/auth/tokens"
+        with self.server_meters() as (keystone, _api):
+            for _ in range(self.runs):
+                answer = http_request("GET", url, headers=headers, timeout=10.0)
+                if answer.status != 200:
+                    raise RuntimeError(f"token validation: HTTP {answer.status}")
+        self.results["keystone"]["validation_cpu_ms"] = round(keystone.seconds * 1000 / self.runs, 2)
+        self.results["keystone"]["validations"] = self.runs
+        self.results["keystone"]["middleware_token_cache_s"] = MIDDLEWARE_TOKEN_CACHE_S
+        LOG.info("Keystone: %.1f ms CPU per token validation", self.results["keystone"]["validation_cpu_ms"])
+
+    # -------------------------------------------------------------- imports and profile
+    def imports(self, resource: Agent) -> None:
+        """python -X importtime of the cached-token monitor, IMPORT_RUNS times: each module's
+        cumulative import time (median) and what imported it."""
+        argv = [sys.executable, "-X", "importtime", *resource.argv("monitor")]
+        env = _environment(resource, "monitor", MONITOR_TIMEOUT_S)
+        self._check(measured(resource, "monitor"), resource, "cached")
+        runs: List[Tuple[Dict[str, Tuple[float, str]], float]] = []
+        walls: List[float] = []
+        for _ in range(IMPORT_RUNS):
+            run = run_measured(argv, env, MONITOR_TIMEOUT_S + 10)
+            if run.rc != 0:
+                raise RuntimeError(f"{resource.instance} monitor -X importtime: rc {run.rc}")
+            runs.append(parse_importtime(run.stderr))
+            walls.append(run.wall)
+        modules: Dict[str, Any] = {}
+        for name in IMPORTS:
+            seen = [found[name] for found, _ in runs if name in found]
+            if seen:
+                modules[name] = {
+                    "cumulative_ms": round(statistics.median(ms for ms, _ in seen), 2),
+                    "imported_by": seen[0][1],
+                }
+            else:
+                modules[name] = None  # not imported on this path
+        self.results["imports"][resource.path.name] = {
+            "runs": IMPORT_RUNS,
+            "all_imports_ms": round(statistics.median(total for _, total in runs), 2),
+            "modules": modules,
+            "wall_ms_with_importtime": round(statistics.median(walls) * 1000, 2),
+            "modules_imported": round(statistics.median(len(found) for found, _ in runs)),
+        }
+        LOG.info(
+            "%s imports: %s",
+            resource.path.name,
+            ", ".join(f"{n} {m['cumulative_ms']} ms" if m else f"{n} -" for n, m in modules.items()),
+        )
+
+    def profile(self, resource: Agent, key: str) -> None:
+        """One cached-token monitor under cProfile: where its time goes (cProfile slows it)."""
+        dump = self.scratch / f"{key}.prof"
+        dump.unlink(missing_ok=True)
+        argv = [sys.executable, "-m", "cProfile", "-o", str(dump), *resource.argv("monitor")]
+        self._check(
+            run_measured(argv, _environment(resource, "monitor", MONITOR_TIMEOUT_S), MONITOR_TIMEOUT_S + 10),
+            resource,
+            "cached (cProfile)",
+        )
+        self.results["profile"][key] = profile_summary(dump)
+
+    # -------------------------------------------------------------- cinder-volume, 1 to 16 backends
+    def backends(self, api: Agent) -> None:
+        """cinder-volume with each count of BACKEND_COUNTS fake-driver backends (one process each),
+        its cached-token and no-credentials monitors alternately with the 2013 pid-only monitor."""
+        for count in BACKEND_COUNTS:
+            config = self._backends_conf(count)
+            rsctmp = self._dir("cinder-ocf-bench-rsc-")
+            resource = self.resource(
+                "cinder-volume", f"bench-cinder-volume-{count}", rsctmp, config=str(config)
+            )
+            self.started.append(resource)
+            t0 = time.monotonic()
+            self._check(measured(resource, "start", START_TIMEOUT_S), resource, "start")
+            started_s = time.monotonic() - t0
+            saved, self.noauth_conf = self.noauth_conf, self._noauth_conf(config)
+            try:
+                figures = self.monitor_paths(resource, partner=api, paths=("cached", "noauth"))
+            finally:
+                self.noauth_conf = saved
+            leader = resource.leader()
+            self.results["backends"][str(count)] = {
+                "backends": count,
+                "processes": len(session_members(leader)) if leader is not None else 0,
+                "node_processes": len(psutil.pids()),
+                "start_s": round(started_s, 2),
+                "load_average": [round(x, 2) for x in os.getloadavg()],
+                "cached": figures["cached"],
+                "noauth": figures["noauth"],
+            }
+            if count in (BACKEND_COUNTS[0], BACKEND_COUNTS[-1]):
+                self.profile(resource, f"cinder-volume, {count} backend{'s' if count > 1 else ''}")
+            self.final_stop_quiet(resource)
+
+    def final_stop_quiet(self, resource: Agent) -> None:
+        self._check(measured(resource, "stop", STOP_TIMEOUT_S), resource, "stop")
+        self.started.remove(resource)
+
     # -------------------------------------------------------------- the whole run
     def run(self) -> None:
         self.setup()
         assert self.stack is not None
         api_tmp = self._dir("cinder-ocf-bench-rsc-")
-        api = self.resource("cinder-api", "bench-cinder-api", api_tmp)
+        api = self.api = self.resource("cinder-api", "bench-cinder-api", api_tmp)
         self.lifecycle(api)
-        self.monitor_paths(api)
+        self.results["monitor"]["cinder-api"] = self.monitor_paths(api, servers=True)
+        self.yardstick(api)
+        self.token_validations()
+        self.imports(api)
         self.tokens_per_hour(api)
         for name in SERVICES:
             if self.args.agents and name not in self.args.agents:
@@ -525,9 +935,13 @@ class Bench:
             rsctmp = self._dir("cinder-ocf-bench-rsc-")
             resource = self.resource(name, f"bench-{name}", rsctmp)
             self.lifecycle(resource)
-            self.monitor_paths(resource)
+            self.results["monitor"][name] = self.monitor_paths(resource, partner=api)
+            if name == "cinder-volume":
+                self.imports(resource)
             self.tokens_per_hour(resource)
             self.final_stop(resource)
+        if not self.args.agents or "cinder-volume" in self.args.agents:
+            self.backends(api)
         self.final_stop(api)
 
 
@@ -554,6 +968,7 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
     """Everything measured, as results.json has it (less the targets: benchmarks.report)."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     began = time.monotonic()
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     bench = Bench(args)
     try:
         bench.run()
@@ -561,7 +976,7 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
         bench.teardown()
     results = {
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": machine(),
+        "machine": {**machine(), "load_average_at_start": load_at_start},
         "runs": args.runs,
         "cycles": args.cycles,
         "token_monitors": args.token_monitors,

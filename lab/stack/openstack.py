@@ -898,6 +898,13 @@ class OpenStack:
                 )
             time.sleep(0.1)
 
+    def keystone_pids(self) -> List[int]:
+        """Keystone's processes, gunicorn's master and its workers ([] when it is not running):
+        what the bench reads Keystone's CPU time from."""
+        if self._keystone is None or not self._keystone.alive():
+            return []
+        return [self._keystone.pid, *children(self._keystone.pid, recursive=True)]
+
     def stop_keystone(self) -> None:
         """Stop Keystone's gunicorn (master and workers) by PID and wait until gone."""
         if self._keystone is not None:
