@@ -20,7 +20,7 @@ LOG = logging.getLogger("bench")
 HERE = Path(__file__).resolve().parent
 README = HERE.parent / "README.md"
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
-NET_CONNECTIONS = "psutil net_connections (the kernel's connection table)"  # measure.PROFILED_FUNCTIONS
+NET_CONNECTIONS = "psutil net_connections (the kernel's connection table)"  # as in measure.py
 
 
 RPC_AGENTS = ("cinder-volume", "cinder-scheduler", "cinder-backup")
@@ -29,6 +29,11 @@ WALL_X_YARDSTICK = 1.0
 RPC_X_API = 1.3
 RSS_MIB = 24.0
 MS_PER_BACKEND = 1.0
+SLOPE_SERIES = (
+    ("backends", "cached", "cinder-volume monitor, cached token"),
+    ("backends", "noauth", "cinder-volume monitor, no credentials"),
+    ("fake_backends", "noauth", "cinder-volume monitor of the fake daemon (idle children), no credentials"),
+)
 
 
 def ours_cpu(results: Dict[str, Any]) -> Optional[Dict[str, float]]:
@@ -77,9 +82,19 @@ def yardstick_cpu(results: Dict[str, Any]) -> Optional[Dict[str, float]]:
     return {"client_ms": client, "keystone_ms": keystone, "total_ms": round(client + keystone, 2)}
 
 
-def backend_slopes(results: Dict[str, Any], path: str, figure: str = "wall_ms") -> Optional[Dict[str, float]]:
+def backend_rows(results: Dict[str, Any], series: str = "backends") -> List[Dict[str, Any]]:
+    """The backend counts measured (not those whose daemon did not start), fewest first."""
+    return sorted(
+        (row for row in results.get(series, {}).values() if "error" not in row),
+        key=lambda row: row["backends"],
+    )
+
+
+def backend_slopes(
+    results: Dict[str, Any], path: str, figure: str = "wall_ms", series: str = "backends"
+) -> Optional[Dict[str, float]]:
     """ms per further backend: from the fewest to the most backends, and between each pair."""
-    rows = sorted(results.get("backends", {}).values(), key=lambda row: row["backends"])
+    rows = backend_rows(results, series)
     if len(rows) < 2:
         return None
     points = [(row["backends"], row[path][figure]["median"]) for row in rows]
@@ -169,21 +184,26 @@ def targets(results: Dict[str, Any]) -> List[Tuple[str, bool, str]]:
                 ", ".join(f"{name} {value} MiB" for name, value in rss.items()),
             )
         )
-    for path, label in (("cached", "cached token"), ("noauth", "no credentials")):
-        slopes = backend_slopes(results, path)
+    for series, path, label in SLOPE_SERIES:
+        slopes = backend_slopes(results, path, series=series)
         if slopes:
-            rows = sorted(results["backends"].values(), key=lambda row: row["backends"])
+            rows = backend_rows(results, series)
+            failed = [row["backends"] for row in results[series].values() if "error" in row]
             out.append(
                 (
-                    f"cinder-volume monitor ({label}): at most +{MS_PER_BACKEND:g} ms wall per "
-                    "further backend",
-                    slopes["overall"] <= MS_PER_BACKEND,
+                    f"{label}: at most +{MS_PER_BACKEND:g} ms wall per further backend",
+                    slopes["overall"] <= MS_PER_BACKEND and not failed,
                     ", ".join(f"{row['backends']}: {row[path]['wall_ms']['median']} ms" for row in rows)
-                    + f": {slopes['overall']:+} ms per backend",
+                    + f": {slopes['overall']:+} ms per backend"
+                    + (f" ({', '.join(map(str, failed))} backends: did not start)" if failed else ""),
                 )
             )
     profiles = results.get("profile", {})
-    reads = {key: p["named"].get(NET_CONNECTIONS, {}).get("calls") for key, p in profiles.items()}
+    reads = {
+        key: p["named"].get(NET_CONNECTIONS, {}).get("calls")
+        for key, p in profiles.items()
+        if key.startswith("cinder-volume")
+    }
     if reads:
         out.append(
             (
@@ -304,32 +324,52 @@ def point8_tables(results: Dict[str, Any]) -> List[str]:
             f"| the interpreter alone (`python -c pass`, the agents' venv), run alternately | "
             f"{_med(floor['wall_ms'])} | {_med(floor['cpu_ms'])} | - | - | - | - |"
         )
-    backends = sorted(results.get("backends", {}).values(), key=lambda row: row["backends"])
+    backends = backend_rows(results)
+    failed = [row for row in results.get("backends", {}).values() if "error" in row]
     if backends:
         out += [
             "",
             "| cinder-volume backends | its processes | cached token: wall ms | CPU ms | no credentials: "
-            "wall ms | CPU ms | 2013 pid-only monitor beside it: wall ms | node's processes | load |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "wall ms | CPU ms | 2013 pid-only monitor beside it: wall ms | cinder-volume's own CPU "
+            "meanwhile | node's processes | load |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for row in backends:
             out.append(
                 f"| {row['backends']} | {row['processes']} | {_ms(row['cached']['wall_ms'])} | "
                 f"{_ms(row['cached']['cpu_ms'])} | {_ms(row['noauth']['wall_ms'])} | "
                 f"{_ms(row['noauth']['cpu_ms'])} | {_med(row['cached']['shell_wall_ms'])} | "
+                f"{100 * row.get('daemon_cpu_share', 0):.0f}% of a core | "
                 f"{row['node_processes']} | {row['load_average'][0]} |"
             )
-        for path, label in (("cached", "cached token"), ("noauth", "no credentials")):
-            wall, cpu = backend_slopes(results, path), backend_slopes(results, path, "cpu_ms")
-            if wall and cpu:
-                out.append("")
-                out.append(
-                    f"Per further backend, {label}: wall "
-                    + ", ".join(f"{k} {v:+} ms" for k, v in wall.items())
-                    + "; CPU "
-                    + ", ".join(f"{k} {v:+} ms" for k, v in cpu.items())
-                    + "."
-                )
+        for row in failed:
+            out.append(f"| {row['backends']} | did not start: {row['error'][-300:]} | | | | | | | | |")
+    fakes = backend_rows(results, "fake_backends")
+    if fakes:
+        out += [
+            "",
+            "| fake daemon (tests/fakes/fake_cinder_rpc.py), backends | its processes | no credentials: "
+            "wall ms | CPU ms | 2013 pid-only monitor beside it: wall ms | node's processes | load |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in fakes:
+            out.append(
+                f"| {row['backends']} | {row['processes']} | {_ms(row['noauth']['wall_ms'])} | "
+                f"{_ms(row['noauth']['cpu_ms'])} | {_med(row['noauth']['shell_wall_ms'])} | "
+                f"{row['node_processes']} | {row['load_average'][0]} |"
+            )
+    for series, path, label in SLOPE_SERIES:
+        wall = backend_slopes(results, path, series=series)
+        cpu = backend_slopes(results, path, "cpu_ms", series=series)
+        if wall and cpu:
+            out.append("")
+            out.append(
+                f"Per further backend, {label}: wall "
+                + ", ".join(f"{k} {v:+} ms" for k, v in wall.items())
+                + "; CPU "
+                + ", ".join(f"{k} {v:+} ms" for k, v in cpu.items())
+                + "."
+            )
     return out
 
 
@@ -367,6 +407,27 @@ def imports_table(results: Dict[str, Any]) -> List[str]:
         )
         + " |"
     )
+    return out
+
+
+def import_lists(results: Dict[str, Any]) -> List[str]:
+    out = []
+    for name, found in results.get("imports", {}).items():
+        if found.get("top_level"):
+            out.append(
+                f"* {name}, the imports made at the top level (the interpreter's start, the script, "
+                "what the agent imports as it runs): "
+                + ", ".join(f"{m['module']} {m['cumulative_ms']:.1f} ms" for m in found["top_level"])
+                + "."
+            )
+        if found.get("pulled_in_by_cinder_ocf"):
+            out.append(
+                f"* {name}, the largest modules that cinder_ocf's own modules imported first: "
+                + ", ".join(
+                    f"{m['module']} {m['cumulative_ms']:.1f} ms" for m in found["pulled_in_by_cinder_ocf"]
+                )
+                + "."
+            )
     return out
 
 
@@ -475,7 +536,9 @@ def results_md(results: Dict[str, Any]) -> str:
         "",
         *imports_table(results),
         "",
-        "## Where the cinder-volume monitor's time goes (cProfile)",
+        *import_lists(results),
+        "",
+        "## Where the monitor's time goes (cProfile)",
         "",
         *profile_lines(results),
         "",
@@ -624,9 +687,15 @@ def results_md(results: Dict[str, Any]) -> str:
         "one count after another, each monitored on its cached-token and no-credentials paths "
         "alternately with the 2013 pid-only and our cinder-api monitors; the per-backend figures "
         "are differences of medians over the differences of counts.",
+        "* The fake daemon: tests/fakes/fake_cinder_rpc.py (the unit tests' stand-in, run as a "
+        "file) with `fork = yes`, one idle child per backend holding a TCP connection to a "
+        "listener of the bench that accepts and holds connections; no credentials, so no "
+        "heartbeat check: what the monitor's own work costs per backend, without cinder's "
+        "children running beside it.",
         "* Imports: `python -X importtime <agent> monitor` on the cached-token path, the same "
-        "environment, after one plain monitor.  Profile: one cached-token monitor of cinder-volume "
-        "under `python -m cProfile`, with the fewest and the most backends.",
+        "environment, after one plain monitor.  Profile: one cached-token monitor under "
+        "`python -m cProfile` (cinder-api; cinder-volume with the fewest and the most backends; "
+        "the fake daemon with the most); cProfile itself slows what it measures.",
         "",
     ]
     return "\n".join(out)
@@ -654,8 +723,10 @@ def update_readme(table: str, readme: Path = README) -> None:
 
 def write(results: Dict[str, Any], out: Path = HERE, readme: bool = True) -> str:
     """results.json (with the targets) and results.md in out, the README's table; the markdown."""
-    results["targets"] = [{"target": t, "met": met, "measured": m} for t, met, m in targets(results)]
     out.mkdir(parents=True, exist_ok=True)
+    # What was measured first, on its own: a report that fails must not lose a run's figures.
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    results["targets"] = [{"target": t, "met": met, "measured": m} for t, met, m in targets(results)]
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     markdown = results_md(results)
     (out / "results.md").write_text(markdown)
