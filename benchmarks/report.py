@@ -186,6 +186,7 @@ def targets(results: Dict[str, Any]) -> List[Tuple[str, bool, str]]:
         )
     for series, path, label in SLOPE_SERIES:
         slopes = backend_slopes(results, path, series=series)
+        cpu = backend_slopes(results, path, "cpu_ms", series=series)
         if slopes:
             rows = backend_rows(results, series)
             failed = [row["backends"] for row in results[series].values() if "error" in row]
@@ -195,6 +196,7 @@ def targets(results: Dict[str, Any]) -> List[Tuple[str, bool, str]]:
                     slopes["overall"] <= MS_PER_BACKEND and not failed,
                     ", ".join(f"{row['backends']}: {row[path]['wall_ms']['median']} ms" for row in rows)
                     + f": {slopes['overall']:+} ms per backend"
+                    + (f" (CPU {cpu['overall']:+} ms)" if cpu else "")
                     + (f" ({', '.join(map(str, failed))} backends: did not start)" if failed else ""),
                 )
             )
@@ -348,8 +350,9 @@ def point8_tables(results: Dict[str, Any]) -> List[str]:
     if fakes:
         out += [
             "",
-            "| fake daemon (tests/fakes/fake_cinder_rpc.py), backends | its processes | no credentials: "
-            "wall ms | CPU ms | 2013 pid-only monitor beside it: wall ms | node's processes | load |",
+            "| fake daemon (tests/fakes/fake_cinder_rpc.py; the three at once, monitored in turn), "
+            "backends | its processes | no credentials: wall ms | CPU ms | 2013 pid-only monitor beside "
+            "them: wall ms | node's processes | load |",
             "|---|---|---|---|---|---|---|",
         ]
         for row in fakes:
@@ -690,8 +693,13 @@ def results_md(results: Dict[str, Any]) -> str:
         "* The fake daemon: tests/fakes/fake_cinder_rpc.py (the unit tests' stand-in, run as a "
         "file) with `fork = yes`, one idle child per backend holding a TCP connection to a "
         "listener of the bench that accepts and holds connections; no credentials, so no "
-        "heartbeat check: what the monitor's own work costs per backend, without cinder's "
-        "children running beside it.",
+        "heartbeat check.  The three counts run at once and are monitored in turn (1, 4, 16, "
+        "then the 2013 pid-only monitor, and again): the difference between the counts is the "
+        "monitor's own work per backend, paired, without cinder's children busy beside it; the "
+        "node-wide reads (every process, the connection table) see all three daemons in every "
+        "run.  The real daemons run one count after another: their figures also hold what more "
+        "processes on the node cost, and whatever the machine's load did between the counts "
+        "(CPU time moves less with it than wall time).",
         "* Imports: `python -X importtime <agent> monitor` on the cached-token path, the same "
         "environment, after one plain monitor.  Profile: one cached-token monitor under "
         "`python -m cProfile` (cinder-api; cinder-volume with the fewest and the most backends; "
