@@ -552,8 +552,8 @@ def results_md(results: Dict[str, Any]) -> str:
         "is the ratio of the medians.",
         "",
         "| agent | path | wall ms | CPU ms | peak RSS MiB | 2013 agent wall ms | 2013 agent CPU ms | "
-        "x 2013 wall | x 2013 CPU | token requests |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "x 2013 wall | x 2013 CPU | token requests | load after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, paths in results["monitor"].items():
         for row in paths.values():
@@ -561,7 +561,8 @@ def results_md(results: Dict[str, Any]) -> str:
                 f"| {name} | {row['label']} | {_ms(row['wall_ms'])} | {_ms(row['cpu_ms'])} | "
                 f"{_ms(row['peak_rss_mib'])} | {_ms(row['shell_wall_ms'])} | {_ms(row['shell_cpu_ms'])} | "
                 f"{row['ratio_to_shell']} | {row.get('cpu_ratio_to_shell', '-')} | "
-                f"{row['keystone_token_requests']} in {row['monitor_runs']} monitors |"
+                f"{row['keystone_token_requests']} in {row['monitor_runs']} monitors | "
+                f"{row.get('load_average', ['-'])[0]} |"
             )
     shell_rss = [
         row["shell_peak_rss_mib"]["median"] for p in results["monitor"].values() for row in p.values()
