@@ -11,9 +11,12 @@ from typing import TYPE_CHECKING, Dict, List, Optional
 from .host import session_members, wait_until
 
 if TYPE_CHECKING:
+    from cinder_ocf.checks.context import Clock
+
     from .stack.openstack import OpenStack
 
 OCF_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+RUNNERS = ("exec", "fork", "inprocess")
 
 
 class AgentRun:
@@ -35,13 +38,25 @@ class AgentRun:
 
 
 class Agent:
-    """One resource: an agent executable, its parameters and its HA_RSCTMP."""
+    """One resource: an agent executable, its parameters and its HA_RSCTMP.
 
-    def __init__(self, path: Path, rsctmp: Path, instance: str, params: Dict[str, str]) -> None:
+    runner "exec" runs the executable as Pacemaker does; "fork" runs the same action in a
+    forked copy of this process (lab/forked.py: a real process with its own exit status,
+    output and daemons, without an interpreter start-up), for tests of what the agent decides
+    rather than of its executable; "inprocess" runs it in this process (lab/inprocess.py), for
+    the decisions of actions that start no daemon.  A call can ask for any of them.
+    """
+
+    def __init__(
+        self, path: Path, rsctmp: Path, instance: str, params: Dict[str, str], runner: str = "exec"
+    ) -> None:
+        if runner not in RUNNERS:
+            raise ValueError(f"runner {runner!r} is not one of {RUNNERS}")
         self.path = path
         self.rsctmp = rsctmp
         self.instance = instance
         self.params = dict(params)
+        self.runner = runner
 
     def environment(self, action: str, timeout_s: float, interval_s: float) -> Dict[str, str]:
         """What Pacemaker gives the agent for action (a recurring monitor every interval_s)."""
@@ -69,18 +84,38 @@ class Agent:
         interval_s: float = 10.0,
         extra_env: Optional[Dict[str, str]] = None,
         argv: Optional[List[str]] = None,
+        runner: Optional[str] = None,
+        cwd: Optional[str] = None,
+        kill_after_s: Optional[float] = None,
+        clock: Optional[Clock] = None,
     ) -> AgentRun:
+        """action as Pacemaker runs it with an op timeout of timeout_s; killed, and
+        subprocess.TimeoutExpired raised, after kill_after_s (10 s past the op timeout).
+        clock (not for runner "exec"): what the agent measures time with, for a test that moves it."""
         env = self.environment(action, timeout_s, interval_s)
         env.update(extra_env or {})
+        argv = argv or self.argv(action)
+        runner = runner or self.runner
+        kill_after_s = timeout_s + 10 if kill_after_s is None else kill_after_s
         started = time.monotonic()
-        proc = subprocess.run(
-            argv or self.argv(action),
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s + 10,
-            check=False,
-        )
+        if runner == "fork":
+            from . import forked  # noqa: PLC0415 - imports cinder_ocf, which only the unit tests have here
+
+            proc = forked.run(self.path, argv, env, kill_after_s, cwd=cwd, clock=clock)
+        elif runner == "inprocess":
+            from . import inprocess  # noqa: PLC0415 - likewise
+
+            proc = inprocess.run(self.path, argv, env, cwd=cwd, clock=clock)
+        elif clock is not None:
+            raise ValueError(
+                "an executable runs on the real clock: a clock needs runner 'fork' or 'inprocess'"
+            )
+        elif runner == "exec":
+            proc = subprocess.run(
+                argv, env=env, capture_output=True, text=True, timeout=kill_after_s, check=False, cwd=cwd
+            )
+        else:
+            raise ValueError(f"runner {runner!r} is not one of {RUNNERS}")
         return AgentRun(proc, time.monotonic() - started)
 
     def pid_file(self) -> Path:

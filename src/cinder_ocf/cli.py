@@ -26,7 +26,6 @@ from cinder_ocf.clusterconfig import (
 from cinder_ocf.log import Logger
 from cinder_ocf.metadata import render_metadata
 from cinder_ocf.ocf import Environment, OcfError, OcfExit
-from cinder_ocf.supervisor.lifecycle import Supervisor
 
 DEFAULT_PROVIDER_DIR = "/usr/lib/ocf/resource.d/openstack"
 AGENT_SCRIPT = """\
@@ -77,6 +76,9 @@ def check(name: str, params: dict[str, str], stream: TextIO = sys.stdout) -> int
     env = Environment("monitor", environ)
     log = Logger(f"{name}({env.instance})", environ, stream=sys.stderr)
     started = time.monotonic()
+    # Here, not at the top: install-agents, meta-data and cluster-config need no psutil.
+    from cinder_ocf.supervisor.lifecycle import Supervisor  # noqa: PLC0415
+
     try:
         supervisor = Supervisor(service(name), env, log, strict=False)
         view = supervisor.ctx.processes

@@ -15,11 +15,15 @@ import sys
 import traceback
 from collections.abc import Mapping, Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from cinder_ocf.agents.base import Service
 from cinder_ocf.log import Logger
 from cinder_ocf.metadata import render_metadata, usage_text
 from cinder_ocf.ocf import Environment, OcfError, OcfExit
+
+if TYPE_CHECKING:
+    from cinder_ocf.checks.context import Clock
 
 ACTIONS = {"start": "start", "stop": "stop", "monitor": "monitor", "status": "status",
            "validate-all": "validate_all"}  # fmt: skip
@@ -48,7 +52,9 @@ def _without_dependency(env: Environment, missing: ImportError) -> OcfError:
     return OcfError(OcfExit.ERR_INSTALLED, reason)
 
 
-def run(service: Service, argv: Sequence[str], environ: Mapping[str, str]) -> int:
+def run(service: Service, argv: Sequence[str], environ: Mapping[str, str], clock: Clock | None = None) -> int:
+    """The OCF action argv[1] of service; its exit code.  clock: the supervisor's (the real one
+    unless a test moves time for what the agent measures)."""
     spec = service.spec
     action = argv[1] if len(argv) > 1 else ""
     if action == "meta-data":
@@ -75,7 +81,7 @@ def run(service: Service, argv: Sequence[str], environ: Mapping[str, str]) -> in
             from cinder_ocf.supervisor.lifecycle import Supervisor  # noqa: PLC0415
         except ImportError as missing:
             raise _without_dependency(env, missing) from None
-        supervisor = Supervisor(service, env, log, strict=action in STRICT_ACTIONS)
+        supervisor = Supervisor(service, env, log, strict=action in STRICT_ACTIONS, clock=clock)
         code = getattr(supervisor, ACTIONS[action])()
     except OcfError as err:
         code = err.code

@@ -4,6 +4,7 @@ Started by the agent exactly like cinder-api (``--config-file FILE``), it reads 
 address from [DEFAULT] like cinder and its behaviour from a [fake] section:
 
   mode = ok | error500 | hang | die | reject403 | garbage
+  die_output = what it prints before it dies in mode die (Python escapes: \n, \x1b ...)
   start_delay = seconds before it listens (a slow start)
   workers = number of child processes (cinder-api's API workers)
   ignore_term = yes: the parent and its workers ignore SIGTERM
@@ -13,6 +14,7 @@ address from [DEFAULT] like cinder and its behaviour from a [fake] section:
 It stops on SIGTERM (unless told not to), taking its workers with it, as oslo.service does.
 """
 
+import codecs
 import configparser
 import http.server
 import os
@@ -28,7 +30,8 @@ def main() -> None:
     mode = fake.get("mode", "ok")
     print(f"fake cinder-api starting, mode {mode}, uid {os.getuid()}", flush=True)
     if mode == "die":
-        print("ERROR cinder.cmd.api: cannot load app: fake failure for the tests", flush=True)
+        said = fake.get("die_output", "ERROR cinder.cmd.api: cannot load app: fake failure for the tests")
+        print(codecs.decode(said, "unicode_escape"), flush=True)
         sys.exit(3)
     time.sleep(float(fake.get("start_delay", "0")))
     if fake.get("ignore_term", "no") == "yes":

@@ -12,6 +12,7 @@ section:
   child_die = yes: every child exits half a second after its start (its initialisation),
               saying why (a driver that cannot load)
   die = yes: the daemon exits at once, saying why
+  die_output = what it says then (Python escapes: \n, \x1b ...)
   ignore_term = yes: every process ignores SIGTERM (only SIGKILL ends them)
   zombie = yes: each talking process forks a child that exits at once and is never reaped
   helper = seconds: the parent runs a helper program (sleep) that long before it forks, and
@@ -22,6 +23,7 @@ reconnect every 0.2 s once it is lost.  SIGUSR1 makes it drop the connection for
 stays alive: a service that is up but no longer listens to the broker.
 """
 
+import codecs
 import configparser
 import os
 import select
@@ -83,7 +85,8 @@ def main() -> None:
     fake = conf["fake"] if conf.has_section("fake") else {}
     print(f"fake cinder service starting, uid {os.getuid()}", flush=True)
     if fake.get("die", "no") == "yes":
-        print("ERROR cinder.cmd: fake failure for the tests: cannot load the driver", flush=True)
+        said = fake.get("die_output", "ERROR cinder.cmd: fake failure for the tests: cannot load the driver")
+        print(codecs.decode(said, "unicode_escape"), flush=True)
         sys.exit(2)
     address = broker_address(conf)
     connect = fake.get("connect", "yes") == "yes"

@@ -47,6 +47,7 @@ class FakeApi:
                 "os_auth_url": self.keystone.url,
                 "check_timeout": "3",
             },
+            runner="fork",
         )
 
     def configure(self, **fake: str) -> None:

@@ -35,7 +35,7 @@ CONF_PASSWORD = "Conf-xyzzy-s3cret"
 class Resource:
     """One resource of agent `name`, not running until a test starts it."""
 
-    def __init__(self, agents_dir: Path, name: str, heartbeat: bool = True) -> None:
+    def __init__(self, agents_dir: Path, name: str, heartbeat: bool = True, runner: str = "fork") -> None:
         self.name = name
         self.api = name == "cinder-api"
         self.volume = name == "cinder-volume"
@@ -70,13 +70,16 @@ class Resource:
             self.services = FakeServices(service)
             hosts = ["cluster@b1", "cluster@b2"] if self.volume else ["cluster"]
             self.services.rows = {host: "up" for host in hosts}
-            params["start_grace"] = "1"
+            # 2 s: the agent measures a process's age from the boot time /proc/stat gives in
+            # whole seconds, up to 1 s too old; 1 s would leave the fake a boot-dependent
+            # fraction of a second to connect.
+            params["start_grace"] = "2"
             if heartbeat:
                 params["url"] = self.services.url
             else:
                 for key in ("os_username", "os_password", "os_project_name", "os_auth_url"):
                     params.pop(key)
-        self.agent = Agent(agents_dir / name, self.rsctmp, f"p_{name}", params)
+        self.agent = Agent(agents_dir / name, self.rsctmp, f"p_{name}", params, runner=runner)
         self.baseline = dict(params)
         self.configure()
 
@@ -138,8 +141,8 @@ class Resource:
     def run(self, action: str, **kwargs: object) -> AgentRun:
         return self.agent(action, **kwargs)  # type: ignore[arg-type]
 
-    def start(self) -> AgentRun:
-        run = self.agent("start", timeout_s=20)
+    def start(self, runner: Optional[str] = None) -> AgentRun:
+        run = self.agent("start", timeout_s=20, runner=runner)
         assert run.rc == 0, run
         return run
 
@@ -186,7 +189,8 @@ class FaultServer:
     """An HTTP listener on 127.0.0.1 that misbehaves as told.
 
     mode: hang (reads the request, never answers), reset (a TCP RST), close (closes without
-    a word), garbage (not HTTP), chunked (a valid chunked answer), or "answer": answer(path)
+    a word), garbage (not HTTP), chunked (a valid chunked answer), drip (a valid answer a
+    byte at a time), or "answer": answer(path)
     gives each request's status, body and content type.  tls: a (cert, key) pair to speak TLS.
     """
 
@@ -209,7 +213,8 @@ class FaultServer:
         self._listener.listen(16)
         self._held: List[socket.socket] = []
         self._closed = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
 
     @property
     def url(self) -> str:
@@ -217,13 +222,21 @@ class FaultServer:
         return f"{scheme}://127.0.0.1:{self._listener.getsockname()[1]}"
 
     def close(self) -> None:
+        """Closed, and its threads done: a forked agent (lab/forked.py) must never be forked
+        while one of them is inside OpenSSL or holds a lock."""
         self._closed.set()
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept()
+        except OSError:
+            pass
         self._listener.close()
         for conn in self._held:
             try:
                 conn.close()
             except OSError:
                 pass
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def _accept(self) -> None:
         while not self._closed.is_set():
@@ -231,7 +244,12 @@ class FaultServer:
                 conn, _ = self._listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            if self._closed.is_set():
+                conn.close()
+                return
+            serving = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(serving)
+            serving.start()
 
     def _serve(self, conn: socket.socket) -> None:
         try:
@@ -271,7 +289,15 @@ class FaultServer:
             conn.close()
             return
         status, body, ctype = self.answer(path)
-        if self.mode == "chunked":
+        if self.mode == "drip":
+            # A valid answer a byte every 0.2 s: every read succeeds, only a deadline on the
+            # whole request ends it.
+            head = f"HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n"
+            for byte in head.encode() + body:
+                if self._closed.wait(0.2):
+                    break
+                conn.sendall(bytes([byte]))
+        elif self.mode == "chunked":
             head = f"HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n\r\n"
             chunks = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
             conn.sendall(head.encode() + chunks)

@@ -140,15 +140,19 @@ def test_starts_and_stops_of_one_resource_take_turns(resource: Resource, actions
     both spawned; serialized, the second finds the first's daemon.  Whatever the order the lock
     gives them, the end is one daemon tree when the last action was a start, none after stop."""
     res = resource
-    runs = at_once(res, [(action, 0) for action in actions])
-    for run in runs:
-        assert run.rc == 0, run
-    leader = res.pid() if res.pid_file().exists() else None
-    running = daemons_of(res)
-    if leader is None:
-        assert running == [], "no pid file and yet a daemon runs"
-    else:
-        leaders = [pid for pid in running if psutil.Process(pid).ppid() not in running]
-        assert leaders == [leader], f"one daemon tree, the one recorded: {running}"
-    assert res.run("stop").rc == 0
-    assert wait_until(lambda: not daemons_of(res), 5), daemons_of(res)
+    try:
+        runs = at_once(res, [(action, 0) for action in actions])
+        for run in runs:
+            assert run.rc == 0, run
+        leader = res.pid() if res.pid_file().exists() else None
+        running = daemons_of(res)
+        if leader is None:
+            assert running == [], "no pid file and yet a daemon runs"
+        else:
+            leaders = [pid for pid in running if psutil.Process(pid).ppid() not in running]
+            assert leaders == [leader], f"one daemon tree, the one recorded: {running}"
+        assert res.run("stop").rc == 0
+        assert wait_until(lambda: not daemons_of(res), 5), daemons_of(res)
+    finally:
+        for pid in daemons_of(res):  # the test's own fake daemons, left by a failure above
+            psutil.Process(pid).kill()

@@ -29,6 +29,7 @@ from cinder_ocf.supervisor.processes import established_peers
 from lab.host import process_state, session_members, wait_until
 from lab.resource import AgentRun
 from tests.conftest import free_port
+from tests.unit.inprocess import FakeClock
 from tests.unit.resources import (
     AGENT_NAMES,
     RPC_NAMES,
@@ -52,6 +53,9 @@ class Ctx:
         self.cleanups: List[Callable[[], None]] = []
         self.data: Dict[str, object] = {}
         self.env: Dict[str, str] = {}
+        # What the agent measures time with for the row's action (not an executable's): a
+        # setup moves it instead of sleeping until a grace has passed.
+        self.clock: Optional[FakeClock] = None
 
     def bystander(self) -> subprocess.Popen:
         """A process that is not the agent's: it must survive whatever the agent does."""
@@ -86,6 +90,7 @@ class Row:
         check: Optional[Check] = None,
         timeout_s: float = 10.0,
         interval_s: float = 10.0,
+        runner: Optional[str] = None,
     ) -> None:
         self.name = name
         self.agents = agents
@@ -96,12 +101,16 @@ class Row:
         self.check = check
         self.timeout_s = timeout_s
         self.interval_s = interval_s
+        # The resource's runner (a fork, lab/forked.py; the input rows in this process) unless
+        # "exec": the executable itself, where the row is an answer within the op timeout,
+        # interpreter start-up included, or its command line.
+        self.runner = runner
 
     def run(self, ctx: Ctx) -> AgentRun:
         if self.setup is not None:
             self.setup(ctx)
         run = ctx.res.run(self.action, timeout_s=self.timeout_s, interval_s=self.interval_s,
-                          extra_env=ctx.env)  # fmt: skip
+                          extra_env=ctx.env, runner=self.runner, clock=ctx.clock)  # fmt: skip
         assert_answer(run, self.code, self.fragment.replace("{name}", ctx.res.name), self.timeout_s)
         if self.check is not None:
             self.check(ctx, run)
@@ -379,7 +388,7 @@ INPUT_ROWS = [
     # probes where nothing is installed, and actions
     Row("probe-without-install", ALL, "monitor", 7, "is not running",
         params(binary="/nonexistent/cinder", config="/nonexistent/cinder.conf"), interval_s=0),
-    Row("unknown-action", ["cinder-api", "cinder-volume"], "promote", 3, "usage:"),
+    Row("unknown-action", ["cinder-api", "cinder-volume"], "promote", 3, "usage:", runner="exec"),
     Row("unicode-instance", ["cinder-api", "cinder-backup"], "monitor", 7, "no pid file",
         lambda ctx: setattr(ctx.res.agent, "instance", "p_cïnder-ünï")),
     # the pid file: never trusted beyond what it proves
@@ -416,11 +425,11 @@ INPUT_ROWS = [
 
 
 @pytest.fixture
-def fresh(agents_dir: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], Resource]]:
+def fresh(agents_dir: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Resource]]:
     made: List[Resource] = []
 
-    def make(name: str) -> Resource:
-        res = Resource(agents_dir, name)
+    def make(name: str, runner: str = "fork") -> Resource:
+        res = Resource(agents_dir, name, runner=runner)
         made.append(res)
         return res
 
@@ -430,8 +439,9 @@ def fresh(agents_dir: Path, request: pytest.FixtureRequest) -> Iterator[Callable
 
 
 @pytest.mark.parametrize(("row", "agent"), cases(INPUT_ROWS))
-def test_input(fresh: Callable[[str], Resource], row: Row, agent: str) -> None:
-    ctx = Ctx(fresh(agent))
+def test_input(fresh: Callable[..., Resource], row: Row, agent: str) -> None:
+    # What the agent decides on its inputs, no daemon started: in this process (lab/inprocess.py).
+    ctx = Ctx(fresh(agent, runner="inprocess"))
     try:
         row.run(ctx)
         stop = ctx.res.run("stop", extra_env=ctx.env)
@@ -451,24 +461,32 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def running(agents_dir: Path) -> Iterator[Callable[[str], Resource]]:
-    """One running resource per agent for the module: faults are set and undone per row."""
+    """One running resource per agent for the module: faults are set and undone per row.
+
+    Its daemon is started and stopped by a forked agent (lab/forked.py), so that it is
+    not this process's child; the rows' monitors, which start nothing, run in this process
+    (lab/inprocess.py)."""
     made: Dict[str, Resource] = {}
 
     def get(name: str) -> Resource:
         res = made.get(name)
         if res is None:
-            res = made[name] = Resource(agents_dir, name)
+            res = made[name] = Resource(agents_dir, name, runner="inprocess")
+            res.start(runner="fork")
+            if not res.api:
+                assert wait_until(lambda: broker_connected(res), 5)
         res.reset()
         # After a broker outage the fake reconnects within 0.2 s: a clean monitor comes soon.
         if not wait_until(lambda: clean_monitor(res), 3, step_s=0.3):
-            res.run("stop")
-            res.start()
+            res.run("stop", runner="fork")
+            res.start(runner="fork")
             if not res.api:
                 assert wait_until(lambda: broker_connected(res), 5)
         return res
 
     yield get
     for res in made.values():
+        res.agent.runner = "fork"
         res.close()
 
 
@@ -506,6 +524,9 @@ def url_to(mode: str, status: int = 0, tls_mode: str = "") -> Setup:
     return setup
 
 
+quick = params(check_timeout="1")
+
+
 def url_refused(ctx: Ctx) -> None:
     ctx.res.agent.params["url"] = f"http://127.0.0.1:{free_port()}"
 
@@ -534,8 +555,11 @@ def broker_down(ctx: Ctx) -> None:
     broker = ctx.res.broker
     assert broker is not None
     pid = ctx.res.pid()
-    if pid is not None:  # past start_grace (1 s): a missing connection is no longer "starting"
-        time.sleep(max(0.0, 1.2 - (time.time() - os.stat(f"/proc/{pid}").st_mtime)))
+    if pid is not None:  # past start_grace (2 s): a missing connection is no longer "starting"
+        age = time.time() - os.stat(f"/proc/{pid}").st_mtime
+        if age < 2.2:
+            ctx.clock = FakeClock()
+            ctx.clock.advance(2.2 - age)
     broker.stop()
     ctx.cleanups.append(broker.start)
 
@@ -617,10 +641,11 @@ def rsctmp_open_to_all(ctx: Ctx) -> None:
 
 RUNNING_ROWS = [
     # cinder-api itself: its failures fail the monitor, before the op timeout
-    Row("api-hangs", API, "monitor", 1, "does not answer GET", url_to("hang"), timeout_s=5),
+    # A hang lasts check_timeout: 1 s (its least) where the row waits one out.
+    Row("api-hangs", API, "monitor", 1, "does not answer GET", both(url_to("hang"), quick), timeout_s=5),
     Row("api-hangs-past-op-timeout", API, "monitor", 1, "does not answer GET",
-        both(url_to("hang"), params(check_timeout="60")), timeout_s=2),
-    Row("api-process-hung", API, "monitor", 1, "does not answer", daemon_stopped, timeout_s=5),
+        both(url_to("hang"), params(check_timeout="60")), timeout_s=2, runner="exec"),
+    Row("api-process-hung", API, "monitor", 1, "does not answer", both(daemon_stopped, quick), timeout_s=5),
     Row("api-500", API, "monitor", 1, "answered HTTP 500", url_to("status", 500)),
     Row("api-503", API, "monitor", 1, "answered HTTP 503", url_to("status", 503)),
     Row("api-redirects", API, "monitor", 1, "answered HTTP 302", url_to("status", 302)),
@@ -639,12 +664,12 @@ RUNNING_ROWS = [
     # Keystone: its trouble is never the service's
     Row("keystone-down", ALL, "monitor", 0, "unreachable: Connection refused", keystone_down),
     Row("keystone-slow", ["cinder-api", "cinder-volume", "cinder-backup"], "monitor", 0,
-        "unreachable: timed out", keystone("slow"), timeout_s=5),
+        "unreachable: timed out", both(keystone("slow"), quick), timeout_s=5),
     Row("keystone-500", ALL, "monitor", 0, "Keystone answered 500", keystone("error500")),
     Row("keystone-rejects", ALL, "monitor", 0, "Keystone rejected the credentials", keystone("reject401")),
     # cinder-api as the RPC services' heartbeat source: its trouble is not theirs
     Row("heartbeat-api-hangs", ["cinder-volume", "cinder-scheduler"], "monitor", 0,
-        "cinder-api does not answer (no answer from", url_to("hang"), timeout_s=5),
+        "cinder-api does not answer (no answer from", both(url_to("hang"), quick), timeout_s=5),
     Row("heartbeat-api-500", RPC, "monitor", 0, "cinder-api answered HTTP 500", url_to("status", 500)),
     Row("heartbeat-api-503", ["cinder-backup"], "monitor", 0, "cinder-api answered HTTP 503",
         url_to("status", 503)),
@@ -705,14 +730,14 @@ def dies(ctx: Ctx) -> None:
     ctx.res.configure(**({"mode": "die"} if ctx.res.api else {"die": "yes"}))
 
 
-def started_then(action: str, **kwargs: float) -> Check:
+def started_then(action: str, **kwargs: object) -> Check:
     """After the row's start: action answers 0, and nothing of the daemon is left after stop."""
 
     def check(ctx: Ctx, run: AgentRun) -> None:
         leader = ctx.res.pid()
         assert leader is not None
         ctx.data["members"] = ctx.res.members()
-        follow = ctx.res.run(action, **kwargs)  # type: ignore[arg-type]
+        follow = ctx.res.run(action, **kwargs)
         ctx.data["follow"] = follow
         assert follow.rc == 0, follow
         if action == "stop":
@@ -722,9 +747,9 @@ def started_then(action: str, **kwargs: float) -> Check:
 
 
 def ignores_sigterm(ctx: Ctx, run: AgentRun) -> None:
-    started_then("stop", timeout_s=3)(ctx, run)
+    started_then("stop", timeout_s=2, runner="exec")(ctx, run)  # a stop within its op timeout
     follow = ctx.data["follow"]
-    assert "SIGKILL" in follow.stderr and follow.seconds < 3, follow  # type: ignore[attr-defined]
+    assert "SIGKILL" in follow.stderr and follow.seconds < 2, follow  # type: ignore[attr-defined]
     assert all(process_state(pid) is None for pid in ctx.data["members"])  # type: ignore[attr-defined]
 
 
@@ -767,8 +792,12 @@ METACHARACTERS = '$(touch${IFS}pwned);`touch pwned`|touch pwned&&touch pwned>pwn
 
 
 def metacharacters_everywhere(ctx: Ctx) -> None:
-    """Every string parameter, and HA_RSCTMP, holds shell metacharacters (and unicode)."""
+    """Every string parameter, and HA_RSCTMP, holds shell metacharacters (and unicode).
+
+    Each agent's thin executable as `cinder-ocf install-agents` writes it, the strings through
+    execve: start, monitor and stop run it (runner "exec"), not a fork of the test."""
     res = ctx.res
+    res.agent.runner = "exec"
     odd = res.workdir / f"dir {METACHARACTERS}"
     odd.mkdir(mode=0o755)
     binary = odd / res.binary.name
@@ -834,9 +863,9 @@ LIFECYCLE_ROWS = [
     Row("daemon-killed-after-start", ALL, "monitor", 7, "{name} is not running: process", killed_after_start,
         stop_succeeds),
     Row("start-with-rabbitmq-down", ["cinder-volume", "cinder-scheduler"], "start", 1,
-        "did not become healthy within", broker_down, timeout_s=3),
+        "did not become healthy within", broker_down, timeout_s=2, runner="exec"),
     Row("start-with-no-time", ["cinder-api", "cinder-backup"], "start", 1, "did not become healthy within",
-        lambda ctx: ctx.env.update(OCF_RESKEY_CRM_meta_timeout="1"), timeout_s=2),
+        lambda ctx: ctx.env.update(OCF_RESKEY_CRM_meta_timeout="1"), timeout_s=2, runner="exec"),
     Row("start-without-rsctmp", ["cinder-api", "cinder-volume"], "start", 0, "started (pid", rsctmp_missing,
         rsctmp_created),
     Row("metacharacters-everywhere", ALL, "start", 0, "started (pid", metacharacters_everywhere,
@@ -845,12 +874,174 @@ LIFECYCLE_ROWS = [
 
 
 @pytest.mark.parametrize(("row", "agent"), cases(LIFECYCLE_ROWS))
-def test_lifecycle(fresh: Callable[[str], Resource], row: Row, agent: str) -> None:
+def test_lifecycle(fresh: Callable[..., Resource], row: Row, agent: str) -> None:
     ctx = Ctx(fresh(agent))
     try:
         row.run(ctx)
     finally:
         ctx.close()
+
+
+# ---------------------------------------------------------------- boundaries (issue 14)
+# Every wait ends by the check's deadline; whatever a service answers is its trouble; only the
+# agent writes exit reasons and log lines; each failure is blamed on its cause; no input makes
+# a traceback.
+
+FORGED = "line one\\nocf-exit-reason:forged by the daemon\\x1b[31m red \\x07bell\\x00"
+
+
+def fifo_in_config_dir(ctx: Ctx) -> None:
+    directory = ctx.res.workdir / "conf.d"
+    directory.mkdir()
+    os.mkfifo(directory / "zz-fifo.conf", 0o644)
+    ctx.res.agent.params["additional_parameters"] = f"--config-dir {directory}"
+
+
+def ca_file_a_fifo(ctx: Ctx) -> None:
+    fifo = ctx.res.workdir / "ca.fifo"
+    os.mkfifo(fifo, 0o644)
+    ctx.res.agent.params["ca_file"] = str(fifo)
+
+
+def clouds_yaml_a_fifo(ctx: Ctx) -> None:
+    fifo = ctx.res.workdir / "clouds.fifo"
+    if not fifo.exists():
+        os.mkfifo(fifo, 0o644)
+    for name in ("os_username", "os_password", "os_project_name", "os_auth_url"):
+        ctx.res.agent.params.pop(name, None)
+    ctx.res.agent.params["os_cloud"] = "monitoring"
+    ctx.env["OS_CLIENT_CONFIG_FILE"] = str(fifo)
+    ctx.res.token_cache().unlink(missing_ok=True)
+
+
+def services_answer(body: bytes) -> Setup:
+    """url points at an os-services that answers 200 with body."""
+
+    def setup(ctx: Ctx) -> None:
+        srv = ctx.server("answer", lambda path: (200, body, "application/json"))
+        ctx.res.agent.params["url"] = srv.url
+
+    return setup
+
+
+def dies_saying(text: str) -> Setup:
+    def setup(ctx: Ctx) -> None:
+        if ctx.res.api:
+            ctx.res.configure(mode="die", die_output=text)
+        else:
+            ctx.res.configure(die="yes", die_output=text)
+
+    return setup
+
+
+def agent_speaks_alone(ctx: Ctx, run: AgentRun) -> None:
+    """Every line on stderr is the agent's: its own log line or its one exit reason, printable."""
+    tag = f"{ctx.res.name}(p_{ctx.res.name})["
+    for line in run.stderr.splitlines():
+        assert line.startswith((tag, "ocf-exit-reason:")), line
+        assert line.isprintable(), repr(line)
+    assert "ocf-exit-reason:forged" not in run.stderr, run
+
+
+def log_file(ctx: Ctx) -> None:
+    ctx.env["HA_LOGFILE"] = str(ctx.res.workdir / "ha.log")
+
+
+def log_file_speaks_alone(ctx: Ctx, run: AgentRun) -> None:
+    agent_speaks_alone(ctx, run)
+    lines = (ctx.res.workdir / "ha.log").read_text().splitlines()
+    assert lines, "the agent logged nothing"
+    for line in lines:
+        assert f" {ctx.res.name}(p_{ctx.res.name})[" in line[:60] and line.isprintable(), repr(line)
+    assert not any(line.startswith("ocf-exit-reason") or "\x1b" in line for line in lines), lines
+
+
+def forged_parameter(ctx: Ctx) -> None:
+    ctx.res.agent.params["binary"] = "/nonexistent/cinder\nocf-exit-reason:forged\x1b[2J\rFAKE: all is well"
+    log_file(ctx)
+
+
+def console_log_a_directory(ctx: Ctx) -> None:
+    directory = ctx.res.workdir / "console-dir"
+    directory.mkdir()
+    ctx.res.agent.params["console_log"] = str(directory)
+
+
+def console_log_dangling(ctx: Ctx) -> None:
+    link = ctx.res.workdir / "console-link"
+    link.symlink_to(ctx.res.workdir / "nowhere" / "console.log")
+    ctx.res.agent.params["console_log"] = str(link)
+
+
+def op_timeout(value: str) -> Setup:
+    def setup(ctx: Ctx) -> None:
+        ctx.env["OCF_RESKEY_CRM_meta_timeout"] = value
+
+    return setup
+
+
+BOUNDARY_INPUT_ROWS = [
+    Row("config-dir-holds-a-fifo", ALL, "validate-all", 6, "is not a regular file", fifo_in_config_dir,
+        timeout_s=5),
+    Row("ca-file-a-fifo", ALL, "validate-all", 6, "ca_file", ca_file_a_fifo, timeout_s=5),
+    Row("parameter-forges-a-reason-and-log-lines", ALL, "validate-all", 5, "not found or not executable",
+        forged_parameter, log_file_speaks_alone),
+]  # fmt: skip
+
+BOUNDARY_RUNNING_ROWS = [
+    Row("keystone-drips", ALL, "monitor", 0, "unreachable: timed out", keystone("drip"), timeout_s=6),
+    Row("api-drips", API, "monitor", 1, "does not answer GET", url_to("drip"), timeout_s=6),
+    Row("heartbeat-api-drips", RPC, "monitor", 0, "cinder-api does not answer (no answer from",
+        url_to("drip"), timeout_s=6),
+    Row("clouds-yaml-a-fifo", ["cinder-api", "cinder-volume"], "monitor", 0, "is not a regular file",
+        clouds_yaml_a_fifo, timeout_s=5),
+    Row("keystone-201-unparsable-expiry", ALL, "monitor", 0, "Keystone answered a token the agent cannot use",
+        keystone("bad-expires")),
+    Row("keystone-201-without-project", ALL, "monitor", 0, "without a project scope", keystone("no-project")),
+    Row("keystone-201-wrong-types", ALL, "monitor", 0, "Keystone", keystone("wrong-types")),
+    Row("keystone-201-not-json", ALL, "monitor", 0, "Keystone", keystone("not-json")),
+    Row("heartbeat-services-not-a-list", RPC, "monitor", 0, "unexpected os-services answer",
+        services_answer(b'{"services": {"host": "cluster"}}')),
+    Row("heartbeat-rows-of-wrong-types", RPC, "monitor", 0, "rows are not service rows",
+        services_answer(b'{"services": [["cluster"], {"host": ["cluster"]}, {"host": "cluster@b1", '
+                        b'"binary": 7, "updated_at": 12}, 5, null]}')),
+    Row("op-timeout-zero", ["cinder-api", "cinder-volume"], "monitor", 0, "is healthy", op_timeout("0")),
+    Row("op-timeout-negative", ["cinder-api", "cinder-scheduler"], "monitor", 0, "is healthy",
+        op_timeout("-5000")),
+    Row("op-timeout-not-a-number", ["cinder-api", "cinder-backup"], "monitor", 0, "is healthy",
+        op_timeout("soon")),
+    Row("op-timeout-beyond-the-alarm", ["cinder-api", "cinder-volume"], "monitor", 0, "is healthy",
+        op_timeout("9" * 30)),
+]  # fmt: skip
+
+BOUNDARY_LIFECYCLE_ROWS = [
+    Row("daemon-output-forges-a-reason", ALL, "start", 1, "during start", dies_saying(FORGED),
+        agent_speaks_alone),
+    Row("console-log-a-directory", ALL, "start", 4, "cannot open console_log", console_log_a_directory),
+    Row("console-log-a-dangling-symlink", ALL, "start", 4, "cannot open console_log", console_log_dangling),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("row", "agent"), cases(BOUNDARY_INPUT_ROWS))
+def test_boundary_input(fresh: Callable[[str], Resource], row: Row, agent: str) -> None:
+    test_input(fresh, row, agent)
+
+
+@pytest.mark.parametrize(("row", "agent"), cases(BOUNDARY_RUNNING_ROWS))
+def test_boundary_running(
+    running: Callable[[str], Resource], tls: Tuple[Path, Path], row: Row, agent: str
+) -> None:
+    test_running(running, tls, row, agent)
+
+
+@pytest.mark.parametrize(("row", "agent"), cases(BOUNDARY_LIFECYCLE_ROWS))
+def test_boundary_lifecycle(fresh: Callable[[str], Resource], row: Row, agent: str) -> None:
+    test_lifecycle(fresh, row, agent)
+
+
+def test_the_boundary_rows_are_at_least_forty() -> None:
+    rows = (BOUNDARY_INPUT_ROWS, BOUNDARY_RUNNING_ROWS, BOUNDARY_LIFECYCLE_ROWS)
+    assert sum(len(row.agents) for group in rows for row in group) >= 40
 
 
 def test_the_matrix_has_enough_rows() -> None:

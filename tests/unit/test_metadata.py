@@ -16,6 +16,7 @@ from tests.conftest import ROOT
 DTD_DIR = "/usr/share/resource-agents"
 
 
+@pytest.mark.nobody
 @pytest.mark.parametrize("name", sorted(AGENTS))
 def test_metadata_is_valid_against_ra_api_dtd(agents_dir: Path, name: str) -> None:
     # ocf-tester runs meta-data as nobody: the interpreter and library must be usable by it.

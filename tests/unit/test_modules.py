@@ -5,11 +5,13 @@ import json
 import os
 import socket
 import stat
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from cinder_ocf import trusted
@@ -259,3 +261,35 @@ def test_keystone_unreachable_says_why_briefly() -> None:
         auth.fetch_token(creds, 2)
     assert err.value.kind == "unreachable"
     assert err.value.message.endswith("unreachable: Connection refused"), err.value.message
+
+
+def test_root_cause_stops_at_a_suppressed_context() -> None:
+    """urllib3 1.26 (RHEL 9) raises its timeout `from None` over an unrelated TypeError: the
+    reason must say "timed out", not name that TypeError."""
+
+    def failing() -> None:
+        try:
+            try:
+                raise TypeError("getresponse() got an unexpected keyword argument 'buffering'")
+            except TypeError:
+                raise TimeoutError("timed out") from None
+        except TimeoutError as err:
+            raise ConnectionError("read timeout") from err
+
+    with pytest.raises(ConnectionError) as caught:
+        failing()
+    assert httpclient.root_cause(caught.value) == "timed out"
+
+
+def test_a_new_process_is_young() -> None:
+    """Ages come from the boot clock at tick precision: psutil's boot time has whole seconds
+    only, which aged every process by up to a second."""
+    child = subprocess.Popen(["sleep", "5"])
+    try:
+        proc = psutil.Process(child.pid)
+        assert process.age_seconds(proc) < 0.5
+        identity = process.identity_of(child.pid)
+        assert identity is not None and abs(process.started_at(identity) - time.time()) < 0.5
+    finally:
+        child.kill()
+        child.wait()

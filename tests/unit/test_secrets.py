@@ -32,6 +32,10 @@ class ProcWatcher:
 
     def __init__(self, workdir: Path) -> None:
         self.mark = str(workdir).encode()
+        # Every process of this test starts after the watcher: the machine's older ones (their
+        # start in clock ticks since boot, a second of slack) are not read every 5 ms.
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        self.since = (uptime - 1.0) * os.sysconf("SC_CLK_TCK")
         self.leaks: Set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -55,9 +59,12 @@ class ProcWatcher:
             if not name.isdigit():
                 continue
             try:
-                cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
-                environ = Path(f"/proc/{name}/environ").read_bytes()
-                ppid = int(Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                stat = _read(f"/proc/{name}/stat").rsplit(b")", 1)[1].split()
+                if int(stat[19]) < self.since:
+                    continue
+                ppid = int(stat[1])
+                cmdline = _read(f"/proc/{name}/cmdline")
+                environ = _read(f"/proc/{name}/environ")
             except (OSError, ValueError, IndexError):
                 continue
             if self.mark not in cmdline and self.mark not in environ:
@@ -72,6 +79,20 @@ class ProcWatcher:
                     self.leaks.add(f"environ of {name} ({cmdline[:100]!r})")
 
 
+def _read(path: str) -> bytes:
+    """The whole of a /proc file (os-level reads: the watcher reads hundreds every 5 ms)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
 def _unexeced_fork(cmdline: bytes, ppid: int) -> bool:
     try:
         return Path(f"/proc/{ppid}/cmdline").read_bytes() == cmdline
@@ -81,7 +102,9 @@ def _unexeced_fork(cmdline: bytes, ppid: int) -> bool:
 
 @pytest.fixture(params=AGENT_NAMES)
 def resource(agents_dir: Path, request: pytest.FixtureRequest) -> Iterator[Resource]:
-    res = Resource(agents_dir, request.param)
+    # The executable itself: the watcher reads the agent's own command line and environment
+    # in /proc, which a forked copy of the test (lab/forked.py) would not show.
+    res = Resource(agents_dir, request.param, runner="exec")
     yield res
     res.close()
 

@@ -275,6 +275,14 @@ def heartbeat(ctx: Context) -> tuple[Status, str]:
             raise TypeError("services is not a list")
     except (http.HttpError, KeyError, TypeError) as err:
         return Status.DEGRADED, f"unexpected os-services answer from {done.url} ({err}): {skip}"
+    malformed = [row for row in rows if not _well_formed(row)]
+    if malformed:
+        # cinder-api's answer is its own trouble: judging by the rows that remain could call a
+        # healthy service silent.
+        return Status.DEGRADED, (
+            f"unexpected os-services answer from {done.url} ({len(malformed)} of {len(rows)} rows "
+            f"are not service rows): {skip}"
+        )
     return _judge_rows(ctx, rows)
 
 
@@ -284,14 +292,21 @@ _NO_ENDPOINT = (
 )
 
 
+def _well_formed(row: Any) -> bool:
+    return (
+        isinstance(row, dict)
+        and isinstance(row.get("host"), str)
+        and isinstance(row.get("binary", ""), str)
+        and isinstance(row.get("state", ""), str)
+    )
+
+
 def _judge_rows(ctx: Context, rows: list[Any]) -> tuple[Status, str]:
     binary = ctx.service.os_services_binary
     started = ctx.processes.started_at()
     age = ctx.processes.leader_age()
     now = ctx.clock.time()
-    by_host = {
-        row.get("host"): row for row in rows if isinstance(row, dict) and row.get("binary", binary) == binary
-    }
+    by_host = {row["host"]: row for row in rows if row.get("binary", binary) == binary}
     down, silent, up = [], [], []
     for host in ctx.facts.service_hosts:
         row = by_host.get(host)

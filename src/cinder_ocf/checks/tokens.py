@@ -171,6 +171,12 @@ def _token_or_finding(
         raise Finding(Status.SKIPPED, f"no usable Keystone credentials: {missing}; {skip_note}") from None
     except keystone.KeystoneError as err:
         raise Finding(Status.DEGRADED, f"{err.message}; {outage_note}") from None
+    except OcfError as err:
+        # Credentials that cannot be read here (a clouds.yaml gone bad) are validate-all's 6; a
+        # monitor answering 6 would stop the resource on every node for one node's file.
+        raise Finding(
+            Status.DEGRADED, f"cannot use the monitoring credentials: {err.reason}; {skip_note}"
+        ) from None
 
 
 def authenticated_get(

@@ -9,7 +9,7 @@ again only when one of them changed.  Never a secret: the facts are stored in a 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from cinder_ocf import trusted
@@ -45,9 +45,6 @@ class Facts:
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"not a facts record: {err}") from None
-
-
-FIELDS = tuple(f.name for f in fields(Facts))
 
 
 class FactsCache:

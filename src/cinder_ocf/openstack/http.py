@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import ssl
 import threading
@@ -82,6 +83,9 @@ def split_url(url: str) -> tuple[str, str, int, str]:
 
 
 def tls_context(ca_file: str, insecure: bool) -> ssl.SSLContext:
+    """OSError for a ca_file that is not a regular file (a FIFO would hang the check)."""
+    if ca_file and not os.path.isfile(ca_file):
+        raise FileNotFoundError(f"{ca_file} is not a regular file")
     context = ssl.create_default_context(cafile=ca_file or None)
     if insecure:
         context.check_hostname = False
@@ -170,12 +174,22 @@ def _classify(err: Exception, expired: bool, url: str, where: str, timeout: floa
 
 def root_cause(err: BaseException) -> str:
     """The innermost cause of an error, said briefly (a library's wrapping hides it)."""
-    while err.__cause__ is not None or err.__context__ is not None:
-        cause = err.__cause__ or err.__context__
-        assert cause is not None
-        err = cause
-    text = str(err)
+    chain = [err]
+    while True:
+        # A context its raiser suppressed (`raise ... from None`, six.raise_from(e, None) in
+        # urllib3 1.26) is an earlier, unrelated failure: the chain ends there.
+        below = (
+            err.__cause__
+            if err.__cause__ is not None
+            else None
+            if err.__suppress_context__
+            else err.__context__
+        )
+        if below is None or below in chain:
+            break
+        chain.append(below)
+        err = below
     for marker in ("certificate verify failed", "Connection refused", "timed out"):
-        if marker.lower() in text.lower():
+        if any(marker.lower() in str(link).lower() for link in chain):
             return marker
-    return text[:200]
+    return str(err)[:200]

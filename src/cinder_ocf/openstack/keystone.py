@@ -17,6 +17,8 @@ keystoneauth1 (~130 ms of imports) is loaded when a token must be fetched.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import threading
 import time
 from collections.abc import Mapping
@@ -279,11 +281,10 @@ def credentials_from_clouds_yaml(
 
     for path in paths:
         try:
-            with open(path, encoding="utf-8") as src:
-                document = yaml.safe_load(src) or {}
+            document = yaml.safe_load(_read_regular(path)) or {}
         except FileNotFoundError:
             continue
-        except (OSError, yaml.YAMLError) as err:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
             raise KeystoneError("rejected", f"cannot read {path}: {_short(err)}") from None
         entry = (document.get("clouds") or {}).get(cloud) if isinstance(document, dict) else None
         if not isinstance(entry, dict):
@@ -301,6 +302,17 @@ def credentials_from_clouds_yaml(
             region_name=region or str(entry.get("region_name") or ""),
         )
     raise KeystoneError("rejected", f"no cloud named {cloud!r} in clouds.yaml")
+
+
+def _read_regular(path: str, limit: int = 1 << 20) -> str:
+    """A small text file's content; OSError unless it is a regular file (a FIFO would hang)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return os.read(fd, limit).decode("utf-8")
+    finally:
+        os.close(fd)
 
 
 def clouds_yaml_paths(environ: Mapping[str, str]) -> list[str]:

@@ -199,14 +199,20 @@ def forks(leader: ProcessIdentity, members: Iterable[psutil.Process]) -> list[ps
     return found
 
 
+def _age(ticks: int) -> float:
+    # On the boot clock, as the kernel counts start times: psutil's boot time (and so its
+    # create_time) has whole seconds only, which would age every process by up to a second.
+    return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / _CLOCK_TICKS)
+
+
 def age_seconds(proc: psutil.Process) -> float:
     """How long ago proc started."""
-    return max(0.0, time.time() - proc.create_time())
+    return _age(start_ticks(proc))
 
 
 def started_at(identity: ProcessIdentity) -> float:
     """The wall-clock time (epoch seconds) at which the recorded process started."""
-    return psutil.boot_time() + identity.start_ticks / _CLOCK_TICKS
+    return time.time() - _age(identity.start_ticks)
 
 
 def signal_tree(pids: Iterable[int], leader: ProcessIdentity, sig: int) -> list[int]:
@@ -336,8 +342,9 @@ class ProcessView:
         return max(0.0, self.clock.time() - started_at(self.leader))
 
     def age_of(self, proc: psutil.Process) -> float:
+        """proc's age on this view's clock."""
         try:
-            return max(0.0, self.clock.time() - proc.create_time())
+            return max(0.0, self.clock.time() - (time.time() - age_seconds(proc)))
         except psutil.Error:
             return 0.0
 
