@@ -29,12 +29,15 @@ def main() -> int:
     parser.add_argument("--agents", nargs="*", help="RPC agents to include (default: all)")
     parser.add_argument("--out", type=Path, default=report.HERE, help="where results.json/.md go")
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    parser.add_argument("--note", help="a sentence about the run for results.md (the load seen, say)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if os.geteuid() != 0:
         print("make bench needs root: the services run as the cinder user", file=sys.stderr)
         return 2
     results = measure(args)
+    if args.note:
+        results["note"] = args.note
     report.write(results, args.out, readme=not args.no_readme)
     print(report.summary_text(results))
     LOG.info("bench done in %.0f s", results["duration_s"])

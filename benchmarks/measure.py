@@ -694,6 +694,7 @@ class Bench:
                 "keystone_token_requests": requests,
                 "monitor_runs": 2 * self.runs,
                 "warnings": warnings,
+                "load_average": [round(x, 2) for x in os.getloadavg()],  # at the batch's end
             }
             if partners and partner is not None:
                 partner_wall = summary([r.wall for r in partners], 1000)
@@ -872,6 +873,7 @@ class Bench:
             "keystone_validations": self.access_log_count(TOKEN_VALIDATION) - validations,
             "keystone_cpu_ms_per_run": round(keystone.seconds * 1000 / self.runs, 2),
             "cinder_api_cpu_ms_per_run": round(cinder_api.seconds * 1000 / self.runs, 2),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
         }
         LOG.info(
             "bash + curl: wall %.1f ms, client cpu %.1f ms, Keystone %.1f ms per run; ours beside it: "

@@ -511,7 +511,7 @@ def results_md(results: Dict[str, Any]) -> str:
         "",
         f"Written by `make bench` (python -m benchmarks) on {results['generated']}: {m['cpus']} cores, "
         f"kernel {m['kernel']}, Python {m['python']}, resource-agents {m['resource-agents']}, "
-        f"{_load(results)}.",
+        f"{_load(results)}." + (f"  {results['note']}" if results.get("note") else ""),
         "",
         "These figures come from one paired run on a shared machine: absolute times move with "
         "whatever else runs; the ratios, measured with our agent and its yardstick run "
@@ -552,8 +552,8 @@ def results_md(results: Dict[str, Any]) -> str:
         "is the ratio of the medians.",
         "",
         "| agent | path | wall ms | CPU ms | peak RSS MiB | 2013 agent wall ms | 2013 agent CPU ms | "
-        "x 2013 wall | x 2013 CPU | token requests |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "x 2013 wall | x 2013 CPU | token requests | load after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, paths in results["monitor"].items():
         for row in paths.values():
@@ -561,7 +561,8 @@ def results_md(results: Dict[str, Any]) -> str:
                 f"| {name} | {row['label']} | {_ms(row['wall_ms'])} | {_ms(row['cpu_ms'])} | "
                 f"{_ms(row['peak_rss_mib'])} | {_ms(row['shell_wall_ms'])} | {_ms(row['shell_cpu_ms'])} | "
                 f"{row['ratio_to_shell']} | {row.get('cpu_ratio_to_shell', '-')} | "
-                f"{row['keystone_token_requests']} in {row['monitor_runs']} monitors |"
+                f"{row['keystone_token_requests']} in {row['monitor_runs']} monitors | "
+                f"{row.get('load_average', ['-'])[0]} |"
             )
     shell_rss = [
         row["shell_peak_rss_mib"]["median"] for p in results["monitor"].values() for row in p.values()
@@ -748,9 +749,12 @@ def main() -> int:
     parser.add_argument("--results", type=Path, default=HERE / "results.json", help="what the bench measured")
     parser.add_argument("--out", type=Path, help="where results.json/.md go (default: beside --results)")
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    parser.add_argument("--note", help="a sentence about the run for results.md (the load seen, say)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     results = json.loads(args.results.read_text())
+    if args.note is not None:
+        results["note"] = args.note
     write(results, args.out or args.results.parent, readme=not args.no_readme)
     print(summary_text(results))
     return 0
