@@ -94,24 +94,19 @@ def daemon_parameters(binary: str, check_timeout_desc: str = _CHECK_TIMEOUT_DESC
     ]  # fmt: skip
 
 
-STANDARD_ACTIONS = (
-    Action("start", 60),
-    Action("stop", 60),
-    Action("monitor", 30, interval=10, depth=0),
-    Action("status", 20),
-    Action("validate-all", 20),
-    Action("meta-data", 5),
-)
+def standard_actions(start_stop_s: int = 60, validate_s: int = 20) -> tuple[Action, ...]:
+    """The OCF actions every agent has, with its default timeouts (seconds)."""
+    return (
+        Action("start", start_stop_s),
+        Action("stop", start_stop_s),
+        Action("monitor", 30, interval=10, depth=0),
+        Action("status", 20),
+        Action("validate-all", validate_s),
+        Action("meta-data", 5),
+    )
 
 
-STANDARD_ACTIONS = (
-    Action("start", 60),
-    Action("stop", 60),
-    Action("monitor", 30, interval=10, depth=0),
-    Action("status", 20),
-    Action("validate-all", 20),
-    Action("meta-data", 5),
-)
+STANDARD_ACTIONS = standard_actions()
 
 CREDENTIAL_PARAMETERS = [
     Parameter(

@@ -15,12 +15,13 @@ from cinder_ocf.agents.base import (
     Service,
     Validator,
     daemon_parameters,
+    standard_actions,
 )
 from cinder_ocf.checks import Check
 from cinder_ocf.checks.context import Context
 from cinder_ocf.checks.rpc import amqp_any, give_up_after_grace, heartbeat, service_processes
 from cinder_ocf.checks.tokens import validate_credentials, validate_url
-from cinder_ocf.metadata import Action, AgentSpec, Parameter
+from cinder_ocf.metadata import AgentSpec, Parameter
 from cinder_ocf.ocf import OcfError, OcfExit
 from cinder_ocf.openstack import broker
 from cinder_ocf.openstack.conf import CinderConfig
@@ -28,14 +29,8 @@ from cinder_ocf.openstack.facts import Facts
 
 HostsOf = Callable[[CinderConfig], tuple[str, ...]]
 
-RPC_ACTIONS = (
-    Action("start", 120),
-    Action("stop", 120),
-    Action("monitor", 30, interval=10, depth=0),
-    Action("status", 20),
-    Action("validate-all", 30),
-    Action("meta-data", 5),
-)
+# A service waits for its broker and its first heartbeat: longer starts and stops.
+RPC_ACTIONS = standard_actions(start_stop_s=120, validate_s=30)
 
 
 def rpc_parameters(binary: str) -> list[Parameter]:

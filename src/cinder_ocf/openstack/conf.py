@@ -17,7 +17,7 @@ import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from cinder_ocf.ocf import OcfExit
+from cinder_ocf.ocf import OcfError, OcfExit
 
 
 def config_sources(config: str, additional_arguments: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -63,13 +63,8 @@ def fingerprint(params: Mapping[str, str], files: Iterable[str]) -> str:
     return digest.hexdigest()
 
 
-class ConfigProblem(Exception):
+class ConfigProblem(OcfError):
     """cinder.conf cannot be used: code says how bad (5 missing, 6 malformed)."""
-
-    def __init__(self, code: OcfExit, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ from cinder_ocf.ocf import Environment, OcfError, OcfExit
 from cinder_ocf.openstack import keystone
 from cinder_ocf.openstack.conf import (
     CinderConfig,
-    ConfigProblem,
     config_sources,
     fingerprint,
     load_config,
@@ -139,10 +138,7 @@ class Supervisor:
     def config(self) -> CinderConfig:
         """cinder.conf as the daemon will read it; OcfError when it cannot be used."""
         if self._config is None:
-            try:
-                self._config = load_config(*self.config_sources())
-            except ConfigProblem as err:
-                raise OcfError(err.code, err.reason) from None
+            self._config = load_config(*self.config_sources())
         return self._config
 
     @property
