@@ -6,6 +6,11 @@ export CINDER_OCF_STACK_VENV ?= /var/tmp/cinder-ocf/stack-venv
 PYTEST_ARGS ?=
 PY39_PYTEST_ARGS ?=
 BENCH_ARGS ?=
+# The unit tests run in parallel (pytest-xdist): each one mostly waits on an agent process or a
+# fake service of its own (free ports, own directories), so 4 workers fill 2 cores.  The
+# integration and cluster tests share one stack on fixed ports and one set of namespaces: serial.
+UNIT_WORKERS ?= 4
+export UNIT_WORKERS
 
 .PHONY: deps demo test unit py39 lint clean readme rpm bench
 
@@ -29,11 +34,12 @@ demo: deps
 ## test: lint, the unit tests on Python 3.9 with the minimum library versions (py39), then unit
 ## tests, integration tests with the real services, ocf-tester, cluster tests
 test: lint py39
-	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS) tests
+	$(VENV)/bin/python -m pytest -ra -n $(UNIT_WORKERS) $(PYTEST_ARGS) tests/unit
+	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS) --ignore=tests/unit tests
 
 ## unit: the fast tests only (no services, no cluster)
 unit: deps
-	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS) tests/unit
+	$(VENV)/bin/python -m pytest -ra -n $(UNIT_WORKERS) $(PYTEST_ARGS) tests/unit
 
 ## py39: the unit tests on the oldest stack setup.cfg claims (RHEL 9): Python 3.9 with
 ## tests/constraints-min.txt, in /var/tmp/cinder-ocf/venv-py39 (tools/py39-lane); says SKIPPED
