@@ -79,9 +79,21 @@ class Talker:
                 self.sock = None
 
 
+def config_file() -> str:
+    """--config-file FILE or --config-file=FILE, as oslo.config takes it; without one, the
+    default oslo.config finds first for cinder: ~/.cinder/cinder.conf, then /etc/cinder."""
+    for index, arg in enumerate(sys.argv):
+        if arg == "--config-file" and index + 1 < len(sys.argv):
+            return sys.argv[index + 1]
+        if arg.startswith("--config-file="):
+            return arg.split("=", 1)[1]
+    home = os.path.expanduser("~/.cinder/cinder.conf")
+    return home if os.path.exists(home) else "/etc/cinder/cinder.conf"
+
+
 def main() -> None:
     conf = configparser.ConfigParser()
-    conf.read(sys.argv[sys.argv.index("--config-file") + 1])
+    conf.read(config_file())
     fake = conf["fake"] if conf.has_section("fake") else {}
     print(f"fake cinder service starting, uid {os.getuid()}", flush=True)
     if fake.get("die", "no") == "yes":

@@ -1,7 +1,7 @@
 """cinder.conf, read through oslo.config the way cinder itself reads it.
 
-Exports: CinderConfig, AuthSection, ConfigProblem, load_config, config_sources, watched_paths,
-fingerprint, readable_by.
+Exports: CinderConfig, AuthSection, ConfigProblem, load_config, config_options, config_sources,
+default_sources, watched_paths, fingerprint, readable_by.
 
 oslo.config does the parsing (sections, interpolation, --config-dir ordering, value checks),
 with options registered here under cinder's names and defaults.  It is imported only when
@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from cinder_ocf.ocf import OcfError, OcfExit
 
 
-def config_sources(config: str, additional_arguments: Sequence[str]) -> tuple[list[str], list[str]]:
-    """The config files and directories the daemon will read: the config parameter plus any
-    --config-file / --config-dir in additional_parameters, in order."""
-    files: list[str] = [config]
+def config_options(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The --config-file and --config-dir values of a command line, in order (both spellings:
+    `--option value` and `--option=value`)."""
+    files: list[str] = []
     dirs: list[str] = []
-    args = list(additional_arguments)
     for index, arg in enumerate(args):
         for option, target in (("--config-file", files), ("--config-dir", dirs)):
             if arg == option and index + 1 < len(args):
@@ -33,6 +32,22 @@ def config_sources(config: str, additional_arguments: Sequence[str]) -> tuple[li
             elif arg.startswith(option + "="):
                 target.append(arg.split("=", 1)[1])
     return files, dirs
+
+
+def config_sources(config: str, additional_arguments: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The config files and directories the daemon will read: the config parameter plus any
+    --config-file / --config-dir in additional_parameters, in order."""
+    files, dirs = config_options(additional_arguments)
+    return [config, *files], dirs
+
+
+def default_sources(prog: str) -> tuple[list[str], list[str]]:
+    """The files and directories oslo.config reads for cinder's program prog when its command
+    line names none (cinder.conf and prog.conf in ~/.cinder, ~, /etc/cinder, /etc, and their
+    .conf.d directories)."""
+    from oslo_config import cfg  # noqa: PLC0415 - only for a copy started without --config-file
+
+    return list(cfg.find_config_files("cinder", prog)), list(cfg.find_config_dirs("cinder", prog))
 
 
 def watched_paths(files: Sequence[str], dirs: Sequence[str]) -> list[str]:

@@ -29,6 +29,7 @@ from cinder_ocf.openstack import keystone
 from cinder_ocf.openstack.conf import (
     CinderConfig,
     config_sources,
+    default_sources,
     fingerprint,
     load_config,
     readable_by,
@@ -37,6 +38,7 @@ from cinder_ocf.openstack.conf import (
 from cinder_ocf.openstack.facts import Facts, FactsCache
 from cinder_ocf.supervisor import daemon, processes
 from cinder_ocf.supervisor.processes import ProcessView
+from cinder_ocf.supervisor.strays import Stray, find_strays
 
 _POLL_S = 0.1
 
@@ -181,18 +183,72 @@ class Supervisor:
         return OcfExit.SUCCESS
 
     def status(self) -> OcfExit:
-        """The process alone, no health check (the 2013 agents' status action)."""
+        """The process alone, no health check (the 2013 agents' status action).  A copy of the
+        daemon this resource did not start counts as this resource, failed: never 7 for it,
+        or Pacemaker would start a second one."""
         view = self.ctx.processes
+        others = self.strays()
         if view.running:
+            if others:
+                raise OcfError(
+                    OcfExit.ERR_GENERIC,
+                    f"{self.stray_reason(others)}, beside the one this resource started (pid "
+                    f"{view.leader.pid}): two would serve the same queues",
+                )
             return OcfExit.SUCCESS
         if view.orphaned:
             raise OcfError(OcfExit.ERR_GENERIC, self.orphan_reason())
+        if others:
+            raise OcfError(OcfExit.ERR_GENERIC, f"{self.stray_reason(others)}; stop ends it")
         # An exit reason for 7 too: crm_mon shows it next to a failed recurring monitor, and
         # "process 1234 recorded in ... is gone" or "pid file ... is owned by uid 65534"
         # tells the operator why the resource is not running.
         self.log.info(f"{self.name} is not running: {view.note}")
         self.log.exit_reason(f"{self.name} is not running: {view.note}")
         return OcfExit.NOT_RUNNING
+
+    def strays(self) -> list[Stray]:
+        """Copies of this resource's daemon that its pid file does not name."""
+        found = daemon.find_executable(self.binary, self.env.environ.get("PATH", ""))
+        if found is None:
+            return []  # nothing can run a binary that is not there
+        try:
+            files, dirs = self.config_sources()
+        except OcfError:
+            return []  # additional_parameters unusable: validate-all says so
+        cwd = os.getcwd()
+        sources = (
+            frozenset(os.path.realpath(os.path.join(cwd, f)) for f in files),
+            frozenset(os.path.realpath(os.path.join(cwd, d)) for d in dirs),
+        )
+        recorded = self.ctx.processes.recorded
+        return find_strays(os.path.realpath(found), sources, recorded, default_sources)
+
+    def stray_reason(self, found: list[Stray]) -> str:
+        first = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        age = max(0.0, self.clock.time() - processes.started_at(first.identity))
+        return (
+            f"{self.name} runs outside Pacemaker with this resource's binary and configuration: "
+            f"{first.describe(age)}{more}"
+        )
+
+    def _end_strays(self, action: str) -> None:
+        """End every copy this resource did not start, tree and all; fail if one keeps coming
+        back (a systemd unit with Restart=always) until the deadline."""
+        found = self.strays()
+        while found:
+            for stray in found:
+                age = max(0.0, self.clock.time() - processes.started_at(stray.identity))
+                self.log.warning(
+                    f"{action}: ending {self.name} started outside Pacemaker: {stray.describe(age)}"
+                )
+                self._end_tree(stray.identity, [proc.pid for proc in processes.tree(stray.identity)])
+            found = self.strays()
+            if found and self.deadline.remaining() < _POLL_S:
+                raise OcfError(
+                    OcfExit.ERR_GENERIC, f"{self.stray_reason(found)}; it came back after being ended"
+                )
 
     def monitor(self) -> OcfExit:
         code = self.status()
@@ -269,6 +325,7 @@ class Supervisor:
             if view.orphaned:
                 self.log.warning(self.orphan_reason() + "; ending them before the start")
                 self._end_tree(view.leader, view.member_pids)
+            self._end_strays("start")
             if self.service.before_spawn is not None:
                 self.service.before_spawn(self.ctx)
             child, leader = self._spawn()
@@ -290,15 +347,17 @@ class Supervisor:
                     # still succeeds (a failed stop gets the node fenced); start will say why
                     # it cannot record the daemon there.
                     self.log.warning(f"cannot remove {self.pid_path}: {err.strerror}")
-            self.log.info(f"{self.name} is already stopped")
-            return OcfExit.SUCCESS
-        if not view.members:
+            what = "already stopped"
+        elif not view.members:
             trusted.remove(self.pid_path)
-            self.log.info(f"{self.name} is already stopped")
-            return OcfExit.SUCCESS
-        self._end_tree(view.leader, view.member_pids)
-        trusted.remove(self.pid_path)
-        self.log.info(f"{self.name} stopped")
+            what = "already stopped"
+        else:
+            self._end_tree(view.leader, view.member_pids)
+            trusted.remove(self.pid_path)
+            what = "stopped"
+        # Stopped means no copy of it runs here either, or Pacemaker starts a second elsewhere.
+        self._end_strays("stop")
+        self.log.info(f"{self.name} {what}")
         return OcfExit.SUCCESS
 
     # ---------------------------------------------------------------- internals
