@@ -157,7 +157,7 @@ def _child(
         from cinder_ocf.agents import service  # noqa: PLC0415 - preloaded in the parent
         from cinder_ocf.dispatch import run as dispatch  # noqa: PLC0415
 
-        code = dispatch(service(name), argv, os.environ, clock=clock)
+        code = dispatch(service(name), argv, os.environ, clock=clock, fresh_process=True)
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else 1
     except BaseException:

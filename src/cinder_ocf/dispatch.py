@@ -52,9 +52,17 @@ def _without_dependency(env: Environment, missing: ImportError) -> OcfError:
     return OcfError(OcfExit.ERR_INSTALLED, reason)
 
 
-def run(service: Service, argv: Sequence[str], environ: Mapping[str, str], clock: Clock | None = None) -> int:
+def run(
+    service: Service,
+    argv: Sequence[str],
+    environ: Mapping[str, str],
+    clock: Clock | None = None,
+    fresh_process: bool = False,
+) -> int:
     """The OCF action argv[1] of service; its exit code.  clock: the supervisor's (the real one
-    unless a test moves time for what the agent measures)."""
+    unless a test moves time for what the agent measures).  fresh_process: this process was
+    forked for the action, as Pacemaker's executor does, so the operation timeout counts from
+    its start (the interpreter's start-up, a second on a loaded node, is already spent)."""
     spec = service.spec
     action = argv[1] if len(argv) > 1 else ""
     if action == "meta-data":
@@ -79,9 +87,13 @@ def run(service: Service, argv: Sequence[str], environ: Mapping[str, str], clock
         # dependencies (ocf-tester, `pcs resource describe`), and an action there must say so.
         try:
             from cinder_ocf.supervisor.lifecycle import Supervisor  # noqa: PLC0415
+            from cinder_ocf.supervisor.processes import own_age  # noqa: PLC0415
         except ImportError as missing:
             raise _without_dependency(env, missing) from None
-        supervisor = Supervisor(service, env, log, strict=action in STRICT_ACTIONS, clock=clock)
+        spent = own_age() if fresh_process else 0.0
+        if spent:
+            signal.setitimer(signal.ITIMER_REAL, max(0.2, timeout - 0.3 - spent))
+        supervisor = Supervisor(service, env, log, strict=action in STRICT_ACTIONS, clock=clock, spent=spent)
         code = getattr(supervisor, ACTIONS[action])()
     except OcfError as err:
         code = err.code

@@ -6,7 +6,7 @@ import http.server
 import json
 import socket
 import threading
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 
 class FakeBroker:
@@ -53,7 +53,9 @@ class FakeServices:
     """GET /v3/<project>/os-services?binary=...: the rows the tests set, by host.
 
     rows[host] is one of: up (updated now), down (not updated since go_down()), stale (up, but
-    updated before the service under test started); status forces another HTTP status.
+    updated before the service under test started), frozen (up, last updated at frozen_at[host]:
+    a server that just died), serving (updated now while serving() says the service under test
+    runs, else frozen at its last report); status forces another HTTP status.
     """
 
     def __init__(self, binary: str) -> None:
@@ -63,6 +65,8 @@ class FakeServices:
         self.requests = 0
         self.stale_at = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=5)
         self.down_at: Dict[str, datetime.datetime] = {}
+        self.frozen_at: Dict[str, datetime.datetime] = {}
+        self.serving: Callable[[], bool] = lambda: False
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
@@ -84,8 +88,13 @@ class FakeServices:
     def _body(self) -> dict:
         now = datetime.datetime.now(datetime.timezone.utc)
         services = []
+        serving = "serving" in self.rows.values() and self.serving()
         for host, mode in self.rows.items():
-            stamps = {"up": now, "down": self.down_at.get(host, now), "stale": self.stale_at}
+            if mode == "serving" and serving:
+                self.frozen_at[host] = now
+            stamps = {"up": now, "down": self.down_at.get(host, now), "stale": self.stale_at,
+                      "frozen": self.frozen_at.get(host, self.stale_at),
+                      "serving": self.frozen_at.get(host, self.stale_at)}  # fmt: skip
             stamp = stamps[mode].replace(tzinfo=None).isoformat()
             state = "down" if mode == "down" else "up"
             services.append({"binary": self.binary, "host": host, "state": state, "status": "enabled",

@@ -214,6 +214,7 @@ def test_bytecode_is_for_the_packaged_interpreter(built: Built, unpacked: Unpack
 def test_requires_and_conflicts(built: Built) -> None:
     requires = {line.split()[0] for line in built.query("--requires")}
     for dependency in ("python3-requests", "python3-keystoneauth1", "python3-oslo-config", "python3-psutil",
+                       "python3-amqp",
                        "resource-agents", "/usr/bin/python3"):  # fmt: skip
         assert dependency in requires
     assert built.query("--conflicts") == ["openstack-resource-agents"]

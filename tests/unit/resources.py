@@ -26,6 +26,7 @@ from tests.fakes.keystone import FakeKeystone
 
 AGENT_NAMES = ["cinder-api", "cinder-volume", "cinder-scheduler", "cinder-backup", "cinder-schedule"]
 RPC_NAMES = AGENT_NAMES[1:]
+START_GRACE_S = 4
 # Distinctive, with characters that need quoting in a shell, a URL and JSON.
 PASSWORD = "Xyzzy-s3cret;$(id)`id`%2F&pw"
 RABBIT_PASSWORD = "Rabbit-xyzzy-s3cret"
@@ -70,10 +71,14 @@ class Resource:
             self.services = FakeServices(service)
             hosts = ["cluster@b1", "cluster@b2"] if self.volume else ["cluster"]
             self.services.rows = {host: "up" for host in hosts}
-            # 2 s: the agent measures a process's age from the boot time /proc/stat gives in
-            # whole seconds, up to 1 s too old; 1 s would leave the fake a boot-dependent
-            # fraction of a second to connect.
-            params["start_grace"] = "2"
+            # Time for the fake to start its interpreter, fork and connect on a loaded node
+            # (two CPU burners beside four test workers on two cores).
+            params["start_grace"] = str(START_GRACE_S)
+            if name in ("cinder-volume", "cinder-backup"):
+                # The fake broker is a TCP listener, not AMQP: the consumer count of one server
+                # per service host is the real stack's to show (tests/unit/test_service_host.py
+                # turns the guard on for its start side).
+                params["guard_service_host"] = "false"
             if heartbeat:
                 params["url"] = self.services.url
             else:

@@ -33,6 +33,7 @@ from tests.unit.inprocess import FakeClock
 from tests.unit.resources import (
     AGENT_NAMES,
     RPC_NAMES,
+    START_GRACE_S,
     FaultServer,
     Resource,
     api_answers,
@@ -555,11 +556,11 @@ def broker_down(ctx: Ctx) -> None:
     broker = ctx.res.broker
     assert broker is not None
     pid = ctx.res.pid()
-    if pid is not None:  # past start_grace (2 s): a missing connection is no longer "starting"
+    if pid is not None:  # past start_grace: a missing connection is no longer "starting"
         age = time.time() - os.stat(f"/proc/{pid}").st_mtime
-        if age < 2.2:
+        if age < START_GRACE_S + 0.2:
             ctx.clock = FakeClock()
-            ctx.clock.advance(2.2 - age)
+            ctx.clock.advance(START_GRACE_S + 0.2 - age)
     broker.stop()
     ctx.cleanups.append(broker.start)
 

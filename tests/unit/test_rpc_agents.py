@@ -195,7 +195,14 @@ class FakeRpc:
             agents_dir / name,
             self.rsctmp,
             f"p_{name}",
-            {"binary": str(self.binary), "config": str(self.config), "user": "root", "check_timeout": "2"},
+            {
+                "binary": str(self.binary),
+                "config": str(self.config),
+                "user": "root",
+                "check_timeout": "2",
+                # The fake broker is not AMQP: the consumer count is the real stack's to show.
+                **({"guard_service_host": "false"} if name in ("cinder-volume", "cinder-backup") else {}),
+            },
             runner="fork",
         )
 

@@ -33,4 +33,4 @@ def main(name: str) -> None:
     """Run one agent as Pacemaker calls it and exit with its OCF code."""
     from cinder_ocf.dispatch import run  # noqa: PLC0415 - dispatch imports agents.base: a cycle at the top
 
-    sys.exit(run(service(name), sys.argv, os.environ))
+    sys.exit(run(service(name), sys.argv, os.environ, fresh_process=True))

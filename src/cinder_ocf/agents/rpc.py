@@ -20,6 +20,7 @@ from cinder_ocf.agents.base import (
 from cinder_ocf.checks import Check
 from cinder_ocf.checks.context import Context
 from cinder_ocf.checks.rpc import amqp_any, give_up_after_grace, heartbeat, service_processes
+from cinder_ocf.checks.service_host import nobody_else_serves, one_server, record_stop
 from cinder_ocf.checks.tokens import validate_credentials, validate_url
 from cinder_ocf.metadata import AgentSpec, Parameter
 from cinder_ocf.ocf import OcfError, OcfExit
@@ -124,6 +125,9 @@ def derive_facts(hosts_of: HostsOf, ctx: Context, config: CinderConfig) -> Facts
         addresses=tuple(sorted(addresses)),
         amqp_skip="" if parsed.is_amqp else f"transport_url uses {parsed.scheme}://, not an AMQP broker",
         reconnect_pause=config.rabbit_reconnect_pause,
+        report_interval=float(config.report_interval),
+        tls=config.rabbit_ssl if parsed.tls is None else parsed.tls,
+        ca_file=config.rabbit_ca_file,
     )
 
 
@@ -154,12 +158,17 @@ def rpc_service(
     checks: Sequence[Check] = (service_processes, amqp_any, heartbeat),
     validators: Sequence[Validator] = (),
     hosts_of: HostsOf = own_host,
+    one_server_per_host: bool = False,
 ) -> Service:
+    """one_server_per_host: start refuses while another server reports for the service's hosts,
+    and the monitor counts the servers on their queues (checks/service_host.py)."""
     return Service(
         spec=spec,
-        checks=checks,
+        checks=(*checks, one_server) if one_server_per_host else checks,
         derive_facts=functools.partial(derive_facts, hosts_of),
         validators=(validate, *validators, validate_monitoring),
+        before_spawn=nobody_else_serves if one_server_per_host else None,
+        after_stop=record_stop if one_server_per_host else None,
         give_up=give_up_after_grace,
         wants_endpoint=True,
         os_services_binary=binary,

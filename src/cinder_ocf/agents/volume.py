@@ -14,6 +14,7 @@ from __future__ import annotations
 from cinder_ocf.agents.rpc import rpc_service, rpc_spec
 from cinder_ocf.checks.context import Context
 from cinder_ocf.checks.rpc import amqp_each_backend, backend_processes, heartbeat
+from cinder_ocf.checks.service_host import GUARD_PARAMETER
 from cinder_ocf.metadata import Parameter
 from cinder_ocf.ocf import OcfError, OcfExit
 from cinder_ocf.openstack.conf import CinderConfig
@@ -29,9 +30,13 @@ SPEC = rpc_spec(
     "replaces within a few seconds is fine), that each child holds a connection to the message "
     "broker of transport_url, and, with Keystone credentials, that each backend (host@backend) "
     "is up in cinder-api's os-services. A broker or Keystone outage makes it warn, not fail. "
+    "It never runs two servers of one host@backend (guard_service_host): start refuses while "
+    "another server still reports for it, and the monitor fails when the broker counts a "
+    "second server on its queues. "
     "Set host (or each backend's backend_host) in cinder.conf, the same on every node, so that "
     "the backends keep their name wherever the resource runs.",
     extra=[
+        GUARD_PARAMETER,
         Parameter(
             "multibackend", "Several backends (2013 agent, ignored)",
             "Accepted from the 2013 shell agent and ignored: the backends are read from "
@@ -82,4 +87,5 @@ SERVICE = rpc_service(
     checks=(backend_processes, amqp_each_backend, heartbeat),
     validators=(validate_backends,),
     hosts_of=backend_hosts,
+    one_server_per_host=True,
 )

@@ -82,6 +82,8 @@ class Context:
     load_facts: Callable[[], Facts] = field(repr=False)
     load_config: Callable[[], CinderConfig] = field(repr=False)
     last_output: Callable[[], str] = field(repr=False)  # the daemon's last lines, for reasons
+    # cinder.conf's transport_url (it holds the broker's password: never among the facts)
+    transport_url: Callable[[], str] = field(repr=False)
     # In start: the backend processes seen so far (pid -> create time), to tell a child that
     # died during start from one that has not been forked yet.
     backends_seen: dict[int, float] = field(default_factory=dict)

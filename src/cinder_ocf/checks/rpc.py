@@ -2,7 +2,7 @@
 the database: cinder-volume, cinder-scheduler, cinder-backup.
 
 Exports: service_processes, backend_processes, amqp_any, amqp_each_backend, heartbeat,
-give_up_after_grace, RESPAWN_WAIT_S.
+os_services_rows, row_updated, give_up_after_grace, RESPAWN_WAIT_S.
 
 1. processes: the leader is ours (the supervisor's status); cinder-volume also has one live
    child per enabled backend.  oslo.service respawns a backend child that dies (~0.5 s here):
@@ -245,10 +245,9 @@ def _services_base(ctx: Context, project_id: str, endpoint: str) -> str:
     return f"{url}/v3/{project_id}"
 
 
-@check("heartbeat")
-def heartbeat(ctx: Context) -> tuple[Status, str]:
-    skip = "the heartbeat in os-services is not checked"
-    outage = f"{skip}; {ctx.name} is judged by its processes and connections"
+def os_services_rows(ctx: Context, skip: str, outage: str) -> list[dict[str, Any]]:
+    """The service's rows of cinder-api's os-services.  Raises Finding (SKIPPED without
+    credentials, DEGRADED when Keystone or cinder-api fail) with skip or outage appended."""
     binary = ctx.service.os_services_binary
 
     def url_of(token: keystone.Token) -> str:
@@ -260,30 +259,44 @@ def heartbeat(ctx: Context) -> tuple[Status, str]:
     try:
         done = authenticated_get(ctx, url_of, skip, outage)
     except http.HttpError as err:
-        return Status.DEGRADED, f"cinder-api does not answer ({err.message}): {skip}"
+        raise Finding(Status.DEGRADED, f"cinder-api does not answer ({err.message}): {skip}") from None
     status = done.answer.status
     if status in (401, 403):
-        return Status.DEGRADED, (
+        raise Finding(Status.DEGRADED, (
             f"cinder-api refuses GET os-services to the monitoring user (HTTP {status}; it "
             f"needs the admin role): {skip}"
-        )
+        ))  # fmt: skip
     if status != 200:
-        return Status.DEGRADED, f"cinder-api answered HTTP {status} for GET {done.url}: {skip}"
+        raise Finding(Status.DEGRADED, f"cinder-api answered HTTP {status} for GET {done.url}: {skip}")
     try:
         rows = done.answer.json()["services"]
         if not isinstance(rows, list):
             raise TypeError("services is not a list")
     except (http.HttpError, KeyError, TypeError) as err:
-        return Status.DEGRADED, f"unexpected os-services answer from {done.url} ({err}): {skip}"
+        raise Finding(
+            Status.DEGRADED, f"unexpected os-services answer from {done.url} ({err}): {skip}"
+        ) from None
     malformed = [row for row in rows if not _well_formed(row)]
     if malformed:
         # cinder-api's answer is its own trouble: judging by the rows that remain could call a
         # healthy service silent.
-        return Status.DEGRADED, (
+        raise Finding(Status.DEGRADED, (
             f"unexpected os-services answer from {done.url} ({len(malformed)} of {len(rows)} rows "
             f"are not service rows): {skip}"
-        )
-    return _judge_rows(ctx, rows)
+        ))  # fmt: skip
+    return [row for row in rows if row.get("binary", binary) == binary]
+
+
+def row_updated(row: dict[str, Any] | None) -> float | None:
+    """When a row's service last reported (epoch seconds), None if it never did."""
+    return _epoch(row.get("updated_at") or row.get("created_at")) if row else None
+
+
+@check("heartbeat")
+def heartbeat(ctx: Context) -> tuple[Status, str]:
+    skip = "the heartbeat in os-services is not checked"
+    outage = f"{skip}; {ctx.name} is judged by its processes and connections"
+    return _judge_rows(ctx, os_services_rows(ctx, skip, outage))
 
 
 _NO_ENDPOINT = (
@@ -306,11 +319,11 @@ def _judge_rows(ctx: Context, rows: list[Any]) -> tuple[Status, str]:
     started = ctx.processes.started_at()
     age = ctx.processes.leader_age()
     now = ctx.clock.time()
-    by_host = {row["host"]: row for row in rows if row.get("binary", binary) == binary}
+    by_host = {row["host"]: row for row in rows}
     down, silent, up = [], [], []
     for host in ctx.facts.service_hosts:
         row = by_host.get(host)
-        updated = _epoch(row.get("updated_at") or row.get("created_at")) if row else None
+        updated = row_updated(row)
         # updated_at has microseconds, a process start time 10 ms ticks: a little slack.
         if updated is None or updated < started - 0.5:
             silent.append(host)

@@ -36,15 +36,25 @@ class TransportError(ValueError):
 class Transport:
     """What transport_url says about the broker."""
 
-    __slots__ = ("hosts", "scheme", "secrets", "tls")
+    __slots__ = ("hosts", "logins", "scheme", "secrets", "tls", "virtual_host")
 
     def __init__(
-        self, scheme: str, hosts: list[tuple[str, int | None]], tls: bool | None, secrets: list[str]
+        self,
+        scheme: str,
+        hosts: list[tuple[str, int | None]],
+        tls: bool | None,
+        secrets: list[str],
+        logins: list[tuple[str, str]] | None = None,
+        virtual_host: str = "/",
     ) -> None:
         self.scheme = scheme
         self.hosts = hosts  # (host, port or None), in the URL's order
         self.tls = tls  # the URL's ?ssl=..., None when the URL does not say
         self.secrets = secrets  # passwords as written and decoded: for Logger.add_secret only
+        # (user, password) of each host, decoded; a host without its own takes the previous
+        # host's, as oslo.messaging does; ("guest", "guest") when none has any.
+        self.logins = logins or [("guest", "guest")] * len(hosts)
+        self.virtual_host = virtual_host
 
     @property
     def is_amqp(self) -> bool:
@@ -102,18 +112,25 @@ def parse_transport_url(url: str) -> Transport:
     query = tail.partition("?")[2].partition("#")[0]
     hosts: list[tuple[str, int | None]] = []
     secrets: list[str] = []
+    logins: list[tuple[str, str]] = []
+    login = ("guest", "guest")
     for index, entry in enumerate(netloc.split(","), 1):
         if not entry:
             continue
         hostport = entry
         if "@" in entry:
             userinfo, _, hostport = entry.rpartition("@")
-            if ":" in userinfo:
-                password = userinfo.split(":", 1)[1]
+            user, _, password = userinfo.partition(":")
+            if password:
                 secrets += [password, _unquote(password)]
+            login = (_unquote(user), _unquote(password))
         hosts.append(parse_hostport(hostport, f"host {index} of transport_url"))
+        logins.append(login)
     if not hosts:
-        hosts = [("localhost", None)]
+        hosts, logins = [("localhost", None)], [login]
+    path = tail.partition("?")[0].partition("#")[0]
+    # rabbit://h/ and rabbit://h// both mean the default virtual host "/" to kombu.
+    virtual_host = _unquote(path[1:]) if len(path) > 1 else "/"
     tls: bool | None = None
     for pair in query.split("&"):
         name, _, value = pair.partition("=")
@@ -121,7 +138,7 @@ def parse_transport_url(url: str) -> Transport:
             tls = is_true(_unquote(value))
             if tls is None:
                 raise TransportError(f"ssl={value!r} in transport_url is not a boolean")
-    return Transport(scheme.lower(), hosts, tls, [s for s in secrets if s])
+    return Transport(scheme.lower(), hosts, tls, [s for s in secrets if s], logins, virtual_host)
 
 
 def broker_endpoints(transport: Transport, conf_tls: bool, port_override: int | None) -> list[Endpoint]:

@@ -118,6 +118,10 @@ class CinderConfig:
     # The longest pause between two reconnection attempts of oslo.messaging's rabbit driver:
     # rabbit_interval_max + kombu_reconnect_delay + kombu_reconnect_splay (30 + 1 + 0).
     rabbit_reconnect_pause: float = 31.0
+    rabbit_ca_file: str = ""  # [oslo_messaging_rabbit] ssl_ca_file
+    report_interval: int = 10  # seconds between two heartbeats of a service in os-services
+    # [coordination] backend_url's scheme only (the URL may hold a password): file, etcd3+http...
+    coordination_scheme: str = ""
     keystone_authtoken: AuthSection = field(default_factory=AuthSection)
 
     @property
@@ -164,11 +168,14 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
             cfg.StrOpt("backend_host", default=""),
             cfg.ListOpt("enabled_backends", default=[]),
             cfg.StrOpt("transport_url", default="", secret=True),
+            cfg.IntOpt("report_interval", default=10, min=1),
         ]
     )
+    conf.register_opts([cfg.StrOpt("backend_url", default="", secret=True)], group="coordination")
     conf.register_opts(
         [
             cfg.BoolOpt("ssl", default=False),
+            cfg.StrOpt("ssl_ca_file", default=""),
             cfg.IntOpt("rabbit_interval_max", default=30, min=1),
             cfg.FloatOpt("kombu_reconnect_delay", default=1.0, min=0.0),
             cfg.FloatOpt("kombu_reconnect_splay", default=0.0, min=0.0),
@@ -205,6 +212,9 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
             backend_hosts=tuple((b, conf[b].backend_host or "") for b in backends),
             transport_url=conf.transport_url or "",
             rabbit_ssl=bool(rabbit.ssl),
+            rabbit_ca_file=rabbit.ssl_ca_file or "",
+            report_interval=conf.report_interval,
+            coordination_scheme=(conf.coordination.backend_url or "").partition("://")[0].lower(),
             rabbit_reconnect_pause=(
                 rabbit.rabbit_interval_max + rabbit.kombu_reconnect_delay + rabbit.kombu_reconnect_splay
             ),

@@ -26,6 +26,9 @@ class Facts:
     addresses: tuple[Endpoint, ...] = ()  # their addresses when the facts were derived
     amqp_skip: str = ""  # why there is no AMQP connection to check, if there is none
     reconnect_pause: float = 31.0  # oslo.messaging's longest pause between reconnections
+    report_interval: float = 10.0  # seconds between two heartbeats in os-services
+    tls: bool = False  # the broker is spoken to over TLS
+    ca_file: str = ""  # [oslo_messaging_rabbit] ssl_ca_file
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,6 +45,9 @@ class Facts:
                 addresses=tuple((str(h), int(p)) for h, p in value["addresses"]),
                 amqp_skip=str(value["amqp_skip"]),
                 reconnect_pause=float(value["reconnect_pause"]),
+                report_interval=float(value["report_interval"]),
+                tls=bool(value["tls"]),
+                ca_file=str(value["ca_file"]),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"not a facts record: {err}") from None

@@ -65,8 +65,15 @@ class Supervisor:
     """start/stop/monitor/validate-all for one resource of one service."""
 
     def __init__(
-        self, service: Service, env: Environment, log: Logger, strict: bool, clock: Clock | None = None
+        self,
+        service: Service,
+        env: Environment,
+        log: Logger,
+        strict: bool,
+        clock: Clock | None = None,
+        spent: float = 0.0,
     ) -> None:
+        """spent: seconds of the operation timeout already gone when the action began."""
         self.service = service
         self.spec = service.spec
         self.name = service.spec.name
@@ -80,7 +87,7 @@ class Supervisor:
         self.pid_path = self.params.text("pid")
         timeout = env.timeout_s(self.spec.default_timeout(env.action))
         # Never negative: an absurdly short operation timeout leaves no time, not less than none.
-        self.deadline = Deadline(self.clock, max(0.0, timeout - margin(timeout)))
+        self.deadline = Deadline(self.clock, max(0.0, timeout - margin(timeout) - spent))
         self._arguments: list[str] | None = None
         self._inputs: str | None = None
         self._config: CinderConfig | None = None
@@ -107,6 +114,7 @@ class Supervisor:
             load_facts=self.facts,
             load_config=self.config,
             last_output=self.last_output,
+            transport_url=self.transport_url,
         )
 
     def _check_timeout(self) -> float:
@@ -153,6 +161,21 @@ class Supervisor:
             self._inputs = fingerprint(self.env.params, paths)
         return self._inputs
 
+    def transport_url(self) -> str:
+        """cinder.conf's transport_url, kept 0600 in HA_RSCTMP under the inputs' fingerprint so
+        that a monitor need not parse cinder.conf (not among the facts: it holds a password)."""
+        path = self.state_path("broker")
+        record = trusted.read_json(path) or {}
+        url = record.get("url")
+        if record.get("inputs") == self.inputs and isinstance(url, str):
+            return url
+        url = self.config().transport_url
+        try:
+            trusted.write_json(path, {"inputs": self.inputs, "url": url})
+        except OSError as err:
+            self.log.warning(f"cannot cache transport_url in {path}: {err}")
+        return url
+
     def facts(self) -> Facts:
         cache = FactsCache(self.state_path("conf"), self.name, self.inputs)
         facts = cache.load()
@@ -187,7 +210,9 @@ class Supervisor:
         daemon this resource did not start counts as this resource, failed: never 7 for it,
         or Pacemaker would start a second one."""
         view = self.ctx.processes
-        others = self.strays()
+        # While a start or stop of this resource runs, the daemon it is spawning (not yet in the
+        # pid file) or ending is its own, not a copy.
+        others = self.strays() if not self._busy() else []
         if view.running:
             if others:
                 raise OcfError(
@@ -206,6 +231,20 @@ class Supervisor:
         self.log.info(f"{self.name} is not running: {view.note}")
         self.log.exit_reason(f"{self.name} is not running: {view.note}")
         return OcfExit.NOT_RUNNING
+
+    def _busy(self) -> bool:
+        """A start or stop of this resource holds its lock right now."""
+        try:
+            fd = os.open(self.state_path("lock"), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            return False  # no lock file: no start or stop ever ran here, or it cannot be known
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # releases the shared lock at once
 
     def strays(self) -> list[Stray]:
         """Copies of this resource's daemon that its pid file does not name."""
@@ -355,6 +394,8 @@ class Supervisor:
             self._end_tree(view.leader, view.member_pids)
             trusted.remove(self.pid_path)
             what = "stopped"
+            if self.service.after_stop is not None:
+                self.service.after_stop(self.ctx)
         # Stopped means no copy of it runs here either, or Pacemaker starts a second elsewhere.
         self._end_strays("stop")
         self.log.info(f"{self.name} {what}")

@@ -2,7 +2,7 @@
 
 Exports: ProcessIdentity, ProcessView, PidFileError, read_pid_file, write_pid_file, identity_of,
 is_running, tree, forks, signal_tree, wait_gone, established_peers, PeersUnavailable, started_at,
-boot_id.
+own_age, boot_id.
 
 A process is ours only if its pid, start time, boot id and executable all match what start
 recorded: a pid reused by another program after a crash is never taken for the daemon, and
@@ -208,6 +208,14 @@ def _age(ticks: int) -> float:
 def age_seconds(proc: psutil.Process) -> float:
     """How long ago proc started."""
     return _age(start_ticks(proc))
+
+
+def own_age() -> float:
+    """How long ago this process started (its fork, as Pacemaker's timeout counts it)."""
+    try:
+        return age_seconds(psutil.Process())
+    except psutil.Error:
+        return 0.0
 
 
 def started_at(identity: ProcessIdentity) -> float:

@@ -1,0 +1,220 @@
+"""One service host, one server: cinder-volume (and a primitive cinder-backup) never run twice
+for the same host@backend (issue 11).
+
+Exports: GUARD_PARAMETER, guarded, nobody_else_serves, record_stop, one_server, QUEUE_LAYOUT.
+
+Two servers of one service host consume the same RPC queues, and the one that starts runs
+cinder's start-up cleanup (volumes in `creating` set to `error`, deletes re-run, backups
+failed) under the other's feet.  Two guards:
+
+- before start spawns anything, os-services is asked whether each host the service will serve
+  reports right now: a row whose heartbeat advances while this resource runs nothing here is
+  someone else's server, and start refuses.  A row that stopped advancing (a crashed or
+  fenced node) does not block; finding that out costs at most report_interval + 1 s, nothing
+  when the row is already older, or when its last report came from this resource's own
+  daemon before its last stop.
+- while the service runs, the broker's consumer count on the host's queues tells how many
+  servers listen: more than one server's worth is a second server, wherever it runs.
+"""
+
+from __future__ import annotations
+
+from cinder_ocf import trusted
+from cinder_ocf.checks import Finding, Status, check
+from cinder_ocf.checks.context import Context
+from cinder_ocf.checks.rpc import os_services_rows, row_updated
+from cinder_ocf.metadata import Parameter
+from cinder_ocf.ocf import OcfError, OcfExit
+from cinder_ocf.openstack import broker, queues
+
+SLACK_S = 1.0  # a heartbeat may come this late after its report_interval (database, load)
+_POLL_S = 1.0
+
+# The queues whose consumers count the servers of one service host, as cinder's RPC servers
+# declare them (oslo.messaging: a server of topic T and name S consumes queue T.S), and the
+# consumers one server holds on each.  cinder-volume runs two RPC servers per backend:
+# topic cinder-volume, server host@backend, and topic cinder-volume.host@backend, server host
+# (measured on cinder 29: 2 consumers on cinder-volume.H@B and 1 on cinder-volume.H@B.H for one
+# server).  The second queue, one consumer per server, is asked first; a release without it
+# leaves the first.  cinder-backup: topic cinder-backup, server host.
+QUEUE_LAYOUT: dict[str, tuple[tuple[str, int], ...]] = {
+    "cinder-volume": (("{topic}.{host}.{short}", 1), ("{topic}.{host}", 2)),
+    "cinder-backup": (("{topic}.{host}", 1),),
+}
+
+GUARD_PARAMETER = Parameter(
+    "guard_service_host", "Never two servers of one service host",
+    "Before start, wait up to report_interval + 1 s (nothing when the last heartbeat is older) "
+    "to see whether another server still reports for the service hosts this one will serve "
+    "(os-services, with the monitor's credentials), and refuse to start if one does; while "
+    "running, fail the monitor when the broker counts a second server's consumers on the "
+    "host's queues. Turn it off only where fencing alone is trusted to prevent two servers "
+    "and the failover must not wait for the last heartbeat. A cloned cinder-backup is not "
+    "guarded: it runs one server per node by design.",
+    type="boolean", default="true",
+)  # fmt: skip
+
+
+def guarded(ctx: Context) -> bool:
+    """Whether this resource is held to one server per service host: the parameter, and a
+    cinder-backup only as a primitive (a clone runs one per node, by design)."""
+    if not ctx.params.flag("guard_service_host"):
+        return False
+    binary = ctx.service.os_services_binary
+    if binary == "cinder-backup" and ctx.env.environ.get("OCF_RESKEY_CRM_meta_clone_max"):
+        return False
+    return binary in QUEUE_LAYOUT
+
+
+# ---------------------------------------------------------------- before start
+def nobody_else_serves(ctx: Context) -> None:
+    """Refuse to start while another server reports for one of this service's hosts."""
+    if not guarded(ctx):
+        return
+    skip = "start cannot tell whether another server runs"
+    try:
+        first = _reports(ctx, skip)
+    except Finding as found:
+        if found.status is not Status.SKIPPED:  # no credentials: validate-all warned already
+            ctx.log.warning(
+                f"{found.detail}; starting anyway (a dependency's outage must not block a failover)"
+            )
+        return
+    interval = ctx.facts.report_interval
+    ours_until = _own_last_stop(ctx)
+    now = ctx.clock.time()
+    # Rows whose last report is recent enough that their server may still be alive, and was
+    # not this resource's own daemon before the stop it recorded.
+    watched = {
+        host: updated
+        for host, updated in first.items()
+        if updated is not None and now - updated <= interval + SLACK_S and updated > ours_until
+    }
+    if not watched:
+        return
+    until = max(watched.values()) + interval + SLACK_S
+    ctx.log.info(
+        f"{', '.join(sorted(watched))} reported {now - min(watched.values()):.1f} s ago: waiting up to "
+        f"{max(0.0, until - now):.1f} s (report_interval {interval:g} s + {SLACK_S:g} s) to see "
+        f"whether another server still reports"
+    )
+
+    def out_of_time() -> OcfError:
+        return OcfError(
+            OcfExit.ERR_GENERIC,
+            f"the operation timeout ended while waiting whether {', '.join(sorted(watched))} "
+            f"still reports (report_interval {interval:g} s): raise the start timeout",
+        )
+
+    while ctx.clock.time() < until:
+        if ctx.deadline.remaining() < _POLL_S + SLACK_S:  # no time left for one more look
+            raise out_of_time()
+        ctx.clock.sleep(min(_POLL_S, max(0.0, until - ctx.clock.time())))
+        try:
+            latest = _reports(ctx, skip)
+        except Finding as found:
+            if ctx.deadline.remaining() < SLACK_S:
+                raise out_of_time() from None  # the request failed for want of time
+            ctx.log.warning(f"{found.detail}; starting anyway")
+            return
+        for host, before in watched.items():
+            after = latest.get(host)
+            if after is not None and after > before:
+                raise OcfError(
+                    OcfExit.ERR_GENERIC,
+                    f"{host} is served by another {ctx.service.os_services_binary}: its heartbeat in "
+                    f"os-services advanced {ctx.clock.time() - after:.0f} s ago while this resource "
+                    f"runs nothing here (another node, a container, a copy started by hand); "
+                    f"refusing to start a second server of it",
+                )
+    ctx.log.info(f"no server reported for {', '.join(sorted(watched))} since: starting")
+
+
+def _reports(ctx: Context, skip: str) -> dict[str, float | None]:
+    by_host = {row["host"]: row for row in os_services_rows(ctx, skip, skip)}
+    return {host: row_updated(by_host.get(host)) for host in ctx.facts.service_hosts}
+
+
+def _own_last_stop(ctx: Context) -> float:
+    """When this resource's stop last ended its daemon here (epoch seconds; 0 if never)."""
+    record = trusted.read_json(ctx.state_path("stopped")) or {}
+    at = record.get("at")
+    return float(at) if isinstance(at, (int, float)) else 0.0
+
+
+def record_stop(ctx: Context) -> None:
+    """Remember when stop ended this resource's daemon: the rows it wrote until then are its
+    own, not another server's, for the next start here."""
+    try:
+        trusted.write_json(ctx.state_path("stopped"), {"at": ctx.clock.time()})
+    except OSError as err:
+        ctx.log.warning(f"cannot record the stop in {ctx.state_path('stopped')}: {err}")
+
+
+# ---------------------------------------------------------------- while running
+@check("one server")
+def one_server(ctx: Context) -> tuple[Status, str]:
+    """The broker counts no more consumers on the service host's queues than one server holds."""
+    if not guarded(ctx):
+        return Status.SKIPPED, "guard_service_host is off"
+    if ctx.starting:
+        # Start's side is the heartbeat guard before the spawn; a second server appearing
+        # meanwhile is the first monitor's to see, and start need not wait on the broker.
+        return Status.SKIPPED, "counted by the monitor"
+    facts = ctx.facts
+    if facts.amqp_skip:
+        return Status.SKIPPED, facts.amqp_skip
+    binary = ctx.service.os_services_binary
+    layout = QUEUE_LAYOUT[binary]
+    # Per service host, its queues in the order asked: [(queue, consumers of one server)].
+    names = [
+        [(p.format(topic=binary, host=host, short=host.partition("@")[0]), per) for p, per in layout]
+        for host in facts.service_hosts
+    ]
+    transport = _transport(ctx)
+    try:
+        counts = queues.consumer_counts(
+            transport, facts.brokers, [q for pairs in names for q, _ in pairs], facts.tls,
+            facts.ca_file, ctx.check_timeout(),
+        )  # fmt: skip
+    except queues.QueueError as err:
+        why = {"missing": Status.SKIPPED}.get(err.kind, Status.DEGRADED)
+        return why, (
+            f"cannot count the consumers of {binary}'s queues ({err.message}): a second server "
+            f"is not looked for"
+        )  # fmt: skip
+    seen: list[str] = []
+    doubled: list[str] = []
+    silent: list[str] = []
+    for pairs in names:
+        queue, per = next(((q, p) for q, p in pairs if counts.get(q) is not None), pairs[-1])
+        consumers = counts.get(queue)
+        if consumers is None or consumers == 0:
+            silent.append(f"{queue} ({'no such queue' if consumers is None else 'no consumer'})")
+        elif consumers > per:
+            servers = consumers / per
+            doubled.append(f"{queue} has {consumers} consumers ({servers:g} servers' worth; one holds {per})")
+        else:
+            seen.append(f"{queue}: {consumers}")
+    if doubled:
+        detail = (
+            f"a second server of the same service host runs elsewhere: {'; '.join(doubled)}. Two servers "
+            f"of one host@backend consume the same requests, and each start-up cleanup hurts the "
+            f"other's volumes: find and stop the other one (another node, a container, a copy "
+            f"started by hand)"
+        )
+        return Status.FAILED, detail
+    if silent:
+        # Within a reconnection after a broker restart, or the service stopped listening: its
+        # own checks (connections, heartbeat) judge that; here it only means nothing to count.
+        return Status.DEGRADED, (
+            f"nothing to count on {', '.join(silent)}: {binary} does not listen to its queue yet"
+        )
+    return Status.OK, f"one server per service host ({', '.join(seen)})"
+
+
+def _transport(ctx: Context) -> broker.Transport:
+    parsed = broker.parse_transport_url(ctx.transport_url())
+    for secret in parsed.secrets:
+        ctx.log.add_secret(secret)
+    return parsed
