@@ -8,13 +8,15 @@ agent; credentials come from cinder.conf's [keystone_authtoken], as in ocf-teste
 
 import configparser
 import os
+import shutil
 import signal
 import statistics
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List
+from typing import Callable, Dict, Iterator, List, Tuple
 
+import psutil
 import pytest
 
 from lab.host import children, open_dir, process_state, session_members, wait_until
@@ -243,3 +245,119 @@ def test_ocf_tester_passes(openstack: OpenStack, agents_dir: Path, cinder_api: A
     assert "passed all tests" in run.stdout, run.stdout + run.stderr
     assert run.returncode == 0
     assert cleanup.rc == 0
+
+
+# ---------------------------------------------------------------- one server per service host
+# A second cinder-volume (or cinder-backup) of the same host, started by hand from a copy of the
+# same cinder.conf (another file, so not this resource's copy, which the process scan finds), as
+# a second node or a container would run it (issue 11, points 2 and 3).
+
+
+class Elsewhere:
+    """Servers of the stack's service host started outside the agent, as user cinder, each in a
+    session of its own (ended at the end by that session, ours only)."""
+
+    def __init__(self, openstack: OpenStack) -> None:
+        self.openstack = openstack
+        self.workdir = open_dir("cinder-ocf-elsewhere-")
+        self.config = self.workdir / "cinder.conf"
+        shutil.copy(openstack.cinder_conf, self.config)
+        self.config.chmod(0o644)
+        self.started: List[subprocess.Popen] = []
+
+    def start(self, binary: str) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [str(self.openstack.cinder_bin(binary)), "--config-file", str(self.config)],
+            user="cinder", start_new_session=True, cwd="/", stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin", "HOME": "/"},
+        )  # fmt: skip
+        self.started.append(proc)
+        return proc
+
+    def end(self, proc: subprocess.Popen) -> None:
+        members = [p for p in psutil.process_iter() if _sid(p.pid) == proc.pid]
+        for member in members:
+            try:
+                member.send_signal(signal.SIGKILL)
+            except psutil.Error:
+                pass
+        proc.wait(timeout=30)
+        psutil.wait_procs(members, timeout=10)
+
+    def close(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                self.end(proc)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _sid(pid: int) -> int:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return -1
+
+
+@pytest.fixture
+def elsewhere(openstack: OpenStack) -> Iterator[Elsewhere]:
+    made = Elsewhere(openstack)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def first_failure(agent: Agent, within_s: float) -> Tuple[AgentRun, float]:
+    began = time.monotonic()
+    while time.monotonic() - began < within_s:
+        run = agent("monitor")
+        if run.rc != 0:
+            return run, time.monotonic() - began
+        time.sleep(0.5)
+    raise AssertionError(f"the monitor never failed within {within_s} s")
+
+
+@pytest.mark.parametrize("name", ["cinder-volume", "cinder-backup"])
+def test_a_second_server_of_the_host_fails_the_monitor_and_blocks_a_start(
+    resource: Callable[..., Agent], elsewhere: Elsewhere, name: str
+) -> None:
+    agent = resource(name)
+    started(agent)
+    healthy = agent("monitor")
+    assert healthy.rc == 0, healthy
+    assert "one server" not in healthy.stderr, healthy  # counted, not a warning
+
+    other = elsewhere.start(name)
+    run, seconds = first_failure(agent, within_s=60)
+    print(f"\n{name}: a second server of {CINDER_HOST} seen by the monitor {seconds:.1f} s after it started")
+    assert run.rc == 1, run
+    reason = run.reason
+    assert "a second server of the same service host runs elsewhere" in reason, run
+    queue = (
+        f"{name}.{CINDER_HOST}@fake1.{CINDER_HOST}" if name == "cinder-volume" else f"{name}.{CINDER_HOST}"
+    )
+    assert f"{queue} has 2 consumers" in reason, reason
+
+    # Pacemaker's recovery: stop, then start here again, which refuses while the other reports.
+    assert agent("stop", timeout_s=60).rc == 0
+    began = time.monotonic()
+    refused = agent("start", timeout_s=120)
+    print(f"{name}: start refused after {time.monotonic() - began:.1f} s: {refused.reason}")
+    assert refused.rc == 1, refused
+    assert f"is served by another {name}" in refused.reason, refused
+    assert agent.leader() is None, "start spawned a second server"
+
+    # The other one gone (its heartbeat stops advancing), the start proceeds.
+    elsewhere.end(other)
+    began = time.monotonic()
+    started(agent)
+    print(f"{name}: start once the other server was gone: {time.monotonic() - began:.1f} s")
+    assert wait_until(lambda: agent("monitor").rc == 0, 30)
+
+
+def test_guard_off_lets_a_second_server_run(resource: Callable[..., Agent], elsewhere: Elsewhere) -> None:
+    agent = resource("cinder-backup", guard_service_host="false")
+    elsewhere.start("cinder-backup")
+    started(agent)
+    run = agent("monitor")
+    assert run.rc == 0, run

@@ -33,8 +33,6 @@ class Service:
     validators: Sequence[Validator] = ()
     # Refuse to start when the service is already provided by someone else.
     before_spawn: Callable[[Context], None] | None = None
-    # Told when stop ended the daemon (what it leaves for the next start here).
-    after_stop: Callable[[Context], None] | None = None
     # In start, called with the reason of a failed check: raise OcfError to give up now
     # rather than wait for the op timeout.
     give_up: Callable[[Context, str], None] | None = None

@@ -20,7 +20,7 @@ from cinder_ocf.agents.base import (
 from cinder_ocf.checks import Check
 from cinder_ocf.checks.context import Context
 from cinder_ocf.checks.rpc import amqp_any, give_up_after_grace, heartbeat, service_processes
-from cinder_ocf.checks.service_host import nobody_else_serves, one_server, record_stop
+from cinder_ocf.checks.service_host import nobody_else_serves, one_server
 from cinder_ocf.checks.tokens import validate_credentials, validate_url
 from cinder_ocf.metadata import AgentSpec, Parameter
 from cinder_ocf.ocf import OcfError, OcfExit
@@ -168,7 +168,6 @@ def rpc_service(
         derive_facts=functools.partial(derive_facts, hosts_of),
         validators=(validate, *validators, validate_monitoring),
         before_spawn=nobody_else_serves if one_server_per_host else None,
-        after_stop=record_stop if one_server_per_host else None,
         give_up=give_up_after_grace,
         wants_endpoint=True,
         os_services_binary=binary,

@@ -1,7 +1,7 @@
 """One service host, one server: cinder-volume (and a primitive cinder-backup) never run twice
 for the same host@backend (issue 11).
 
-Exports: GUARD_PARAMETER, guarded, nobody_else_serves, record_stop, one_server, QUEUE_LAYOUT.
+Exports: GUARD_PARAMETER, guarded, nobody_else_serves, one_server, QUEUE_LAYOUT.
 
 Two servers of one service host consume the same RPC queues, and the one that starts runs
 cinder's start-up cleanup (volumes in `creating` set to `error`, deletes re-run, backups
@@ -11,15 +11,14 @@ failed) under the other's feet.  Two guards:
   reports right now: a row whose heartbeat advances while this resource runs nothing here is
   someone else's server, and start refuses.  A row that stopped advancing (a crashed or
   fenced node) does not block; finding that out costs at most report_interval + 1 s, nothing
-  when the row is already older, or when its last report came from this resource's own
-  daemon before its last stop.
+  when the row is already older.  Not even this resource's own restart skips the wait: a
+  report from before its stop may have been another server's too.
 - while the service runs, the broker's consumer count on the host's queues tells how many
   servers listen: more than one server's worth is a second server, wherever it runs.
 """
 
 from __future__ import annotations
 
-from cinder_ocf import trusted
 from cinder_ocf.checks import Finding, Status, check
 from cinder_ocf.checks.context import Context
 from cinder_ocf.checks.rpc import os_services_rows, row_updated
@@ -81,14 +80,12 @@ def nobody_else_serves(ctx: Context) -> None:
             )
         return
     interval = ctx.facts.report_interval
-    ours_until = _own_last_stop(ctx)
     now = ctx.clock.time()
-    # Rows whose last report is recent enough that their server may still be alive, and was
-    # not this resource's own daemon before the stop it recorded.
+    # Rows whose last report is recent enough that their server may still be alive.
     watched = {
         host: updated
         for host, updated in first.items()
-        if updated is not None and now - updated <= interval + SLACK_S and updated > ours_until
+        if updated is not None and now - updated <= interval + SLACK_S
     }
     if not watched:
         return
@@ -133,22 +130,6 @@ def nobody_else_serves(ctx: Context) -> None:
 def _reports(ctx: Context, skip: str) -> dict[str, float | None]:
     by_host = {row["host"]: row for row in os_services_rows(ctx, skip, skip)}
     return {host: row_updated(by_host.get(host)) for host in ctx.facts.service_hosts}
-
-
-def _own_last_stop(ctx: Context) -> float:
-    """When this resource's stop last ended its daemon here (epoch seconds; 0 if never)."""
-    record = trusted.read_json(ctx.state_path("stopped")) or {}
-    at = record.get("at")
-    return float(at) if isinstance(at, (int, float)) else 0.0
-
-
-def record_stop(ctx: Context) -> None:
-    """Remember when stop ended this resource's daemon: the rows it wrote until then are its
-    own, not another server's, for the next start here."""
-    try:
-        trusted.write_json(ctx.state_path("stopped"), {"at": ctx.clock.time()})
-    except OSError as err:
-        ctx.log.warning(f"cannot record the stop in {ctx.state_path('stopped')}: {err}")
 
 
 # ---------------------------------------------------------------- while running

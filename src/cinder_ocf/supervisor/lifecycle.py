@@ -394,8 +394,6 @@ class Supervisor:
             self._end_tree(view.leader, view.member_pids)
             trusted.remove(self.pid_path)
             what = "stopped"
-            if self.service.after_stop is not None:
-                self.service.after_stop(self.ctx)
         # Stopped means no copy of it runs here either, or Pacemaker starts a second elsewhere.
         self._end_strays("stop")
         self.log.info(f"{self.name} {what}")
