@@ -164,14 +164,30 @@ def config_notes(plan: ClusterPlan) -> list[str]:
         return [f"cannot read {plan.config}: {err.reason}"]
     notes = []
     rpc = [s for s in plan.services if s != "cinder-api"]
-    if rpc and not config.host:
-        notes.append(
-            f"[DEFAULT] host is not set: {', '.join(rpc)} would register under each node's own "
-            f"name, and a service moved to another node would be a different (down) service. "
-            f"Set the same host on every node (e.g. host = cinder-cluster)."
+    volume = "cinder-volume" in plan.services
+    unnamed = [b for b, host in config.backend_hosts if not host] if volume else []
+    others = [s for s in rpc if s != "cinder-volume"]
+    if not config.host and (unnamed or others or (volume and not config.enabled_backends)):
+        who = ", ".join(
+            [*others, *(["cinder-volume (backends " + ", ".join(unnamed) + ")"] if unnamed else [])]
         )
-    if "cinder-volume" in plan.services and not config.enabled_backends:
+        notes.append(
+            f"[DEFAULT] host is not set: {who or 'cinder-volume'} would register under each node's "
+            f"own name, so after a failover the volumes created through one node have no service "
+            f"(they stay with the other node's name) and a moved service is a different, down "
+            f"one. Set the same host on every node (e.g. host = cinder-cluster), or backend_host "
+            f"in each backend's section."
+        )
+    if volume and not config.enabled_backends:
         notes.append("[DEFAULT] enabled_backends is empty: cinder-volume would not start")
+    if volume and config.coordination_scheme in ("", "file"):
+        where = "unset: cinder's default, file://$state_path" if not config.coordination_scheme else "file://"
+        notes.append(
+            f"[coordination] backend_url is {where}: node-local locks, which do not span nodes. "
+            f"Enough for active/passive, where one node at a time runs cinder-volume (the agent "
+            f"refuses a second server of a service host); a cluster-wide lock manager (etcd, "
+            f"Redis, ZooKeeper through tooz) is needed for anything more."
+        )
     section = config.keystone_authtoken
     keystone = section.auth_url or section.www_authenticate_uri
     has_password = section.username and section.password and keystone

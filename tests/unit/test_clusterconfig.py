@@ -7,6 +7,7 @@ shape and the refusals.
 import subprocess
 import sys
 from pathlib import Path
+from typing import List
 
 import pytest
 
@@ -80,11 +81,41 @@ def test_cli_notes_what_cinder_conf_lacks(tmp_path: Path) -> None:
     conf.write_text(
         "[DEFAULT]\nhost = shared\nenabled_backends = a\n[keystone_authtoken]\n"
         "auth_url = http://k:5000\nusername = cinder\npassword = secret-in-the-file\n"
+        "[coordination]\nbackend_url = etcd3+http://192.0.2.20:2379\n"
     )
     run = cli("--config", str(conf), "--format", "crm")
     assert run.returncode == 0 and run.stderr == "", run.stderr
     assert "secret-in-the-file" not in run.stdout
     assert "primitive p_cinder-volume ocf:openstack:cinder-volume" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("conf", "present", "absent"),
+    [
+        # Each backend named by its own backend_host: no host note, and the others' own host.
+        ("[DEFAULT]\nhost = shared\nenabled_backends = a, b\n[a]\nbackend_host = x\n[b]\nbackend_host = x\n",
+         ["[coordination] backend_url is unset"], ["host is not set"]),
+        ("[DEFAULT]\nenabled_backends = a, b\n[a]\nbackend_host = x\n",
+         ["host is not set: cinder-scheduler, cinder-volume (backends b)",
+          "volumes created through one node have no service"], []),
+        ("[DEFAULT]\nhost = shared\nenabled_backends = a\n[coordination]\nbackend_url = file:///var/lib/cinder\n",
+         ["[coordination] backend_url is file://: node-local locks, which do not span nodes"],
+         ["host is not set"]),
+        ("[DEFAULT]\nhost = shared\nenabled_backends = a\n[coordination]\nbackend_url = redis://:pw@r:6379\n",
+         [], ["[coordination]", "pw@"]),
+    ],
+)  # fmt: skip
+def test_cli_notes_what_strands_volumes_after_a_failover(
+    tmp_path: Path, conf: str, present: List[str], absent: List[str]
+) -> None:
+    path = tmp_path / "cinder.conf"
+    path.write_text(conf)
+    run = cli("--config", str(path))
+    assert run.returncode == 0, run.stderr
+    for fragment in present:
+        assert fragment in run.stderr, run.stderr
+    for fragment in absent:
+        assert fragment not in run.stderr, run.stderr
 
 
 def test_cli_refuses_a_password_parameter(tmp_path: Path) -> None:

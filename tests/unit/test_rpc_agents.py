@@ -576,6 +576,30 @@ def test_validate_all_warns_without_a_shared_host(volume: FakeRpc) -> None:
     assert run.rc == 0 and "sets neither host" not in run.stderr, run
 
 
+@pytest.mark.parametrize(
+    ("coordination", "said"),
+    [
+        (None, "unset: file://$state_path"),
+        ("file:///var/lib/cinder", "(file://)"),
+        ("etcd3+http://e:2379", None),
+    ],
+)
+def test_validate_all_notes_node_local_locks(volume: FakeRpc, coordination: object, said: object) -> None:
+    volume.configure()
+    if coordination is not None:
+        volume.config.write_text(
+            volume.config.read_text() + f"[coordination]\nbackend_url = {coordination}\n"
+        )
+    run = volume.agent("validate-all")
+    assert run.rc == 0, run
+    if said is None:
+        assert "node-local" not in run.stderr, run
+    else:
+        assert f"[coordination] backend_url is node-local {said}" in run.stderr.replace("(unset", "unset"), (
+            run
+        )
+
+
 def test_secrets_of_transport_url_never_show(volume: FakeRpc) -> None:
     volume.configure(
         {"transport_url": f"rabbit://openstack:{RABBIT_PASSWORD}@127.0.0.1:{volume.broker.port}/?ssl=x"}

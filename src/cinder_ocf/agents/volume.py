@@ -59,6 +59,13 @@ def validate_backends(ctx: Context, config: CinderConfig) -> None:
             OcfExit.ERR_CONFIGURED,
             f"{config.source} sets no enabled_backends: cinder-volume refuses to start without them",
         )
+    if config.coordination_scheme in ("", "file"):
+        ctx.log.info(
+            f"{config.source}: [coordination] backend_url is node-local ("
+            f"{'file://' if config.coordination_scheme else 'unset: file://$state_path'}): its "
+            f"locks do not span nodes, which active/passive does not need (one server per service "
+            f"host is guarded here)"
+        )
     if config.host:
         return
     unnamed = [b for b, host in config.backend_hosts if not host]
