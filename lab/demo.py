@@ -33,6 +33,7 @@ try:
         KillResult,
         OutageResult,
         StandbyResult,
+        StrayResult,
         VolumeMove,
         api_url,
         stack_venv_for_nodes,
@@ -139,11 +140,30 @@ def keystone_outage(deployment: Deployment) -> OutageResult:
     return result
 
 
+def stray(deployment: Deployment) -> StrayResult:
+    other = deployment.other_node(deployment.volume_node())
+    step(7, f"A cinder-volume started by hand on {other}, outside Pacemaker")
+    say(
+        "An operator's `cinder-volume &`, a systemd unit left enabled: a second server of the same "
+        "host@backend, taking the same requests and running its start-up cleanup under the other's "
+        "feet. The running resource's monitor counts two servers on the broker's queue; the restart "
+        "refuses while the copy reports; the start on the copy's node ends the copy and takes over."
+    )
+    result = deployment.stray_on_the_other_node()
+    say(f"crm_mon listed: {result.reason}")
+    say(f"At the end: {result.servers} cinder-volume, the resource's, on {deployment.volume_node()}.")
+    return result
+
+
 def summary(
-    deployment: Deployment, k: KillResult, moves: Tuple[StandbyResult, VolumeMove], o: OutageResult
+    deployment: Deployment,
+    k: KillResult,
+    moves: Tuple[StandbyResult, VolumeMove],
+    o: OutageResult,
+    c: StrayResult,
 ) -> None:
     s, v = moves
-    step(7, "Summary")
+    step(8, "Summary")
     timings = deployment.timings.entries
     rows = [
         ("cluster formed (2 nodes online, a DC)", timings["cluster_up_s"].seconds),
@@ -159,6 +179,8 @@ def summary(
         ("  -> its os-services rows up, reported from the new node", v.up_s),
         ("Keystone outage (nothing restarted)", o.seconds),
         ("Keystone back -> every monitor has a token again", o.token_renewed_s),
+        (f"cinder-volume by hand on {c.node} -> the monitor reports a second server", c.seen_s),
+        ("  -> one cinder-volume left, the resource's", c.settled_s),
     ]
     width = max(len(what) for what, _ in rows)
     print(f"    {'event':<{width}}  seconds")
@@ -192,7 +214,7 @@ def main() -> int:
         deployment.up()
         step(3, "What the cluster shows")
         show_cluster(deployment)
-        results = kill(deployment), standby(deployment), keystone_outage(deployment)
+        results = kill(deployment), standby(deployment), keystone_outage(deployment), stray(deployment)
         summary(deployment, *results)
     except KeyboardInterrupt:
         failed = True
@@ -201,7 +223,7 @@ def main() -> int:
         failed = True
         say(f"FAILED: {type(err).__name__}: {err}")
     finally:
-        step(8, "Teardown")
+        step(9, "Teardown")
         signal.signal(signal.SIGINT, lambda *_: say("Teardown in progress: please wait."))
         try:
             deployment.down()

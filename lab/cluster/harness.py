@@ -651,6 +651,22 @@ class Cluster:
             env={**NODE_ENV, **(env or {})},
         )
 
+    def spawn_on(self, node: str, *argv: str, output: Path) -> subprocess.Popen[bytes]:
+        """Start a long-running command inside a node (as an operator's `cmd &` there), its
+        output appended to output; end it with end_spawned (its process group, ours only)."""
+        n = self._running(node)
+        with open(output, "ab") as sink:
+            return subprocess.Popen(
+                [*self._nsenter(n), *argv], stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                env=NODE_ENV, start_new_session=True,
+            )  # fmt: skip
+
+    @staticmethod
+    def end_spawned(proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL to what spawn_on started (its whole process group), and reap it."""
+        _kill_group(proc)
+        proc.wait(timeout=30)
+
     def node_dir(self, node: str) -> Path:
         """The node's state and logs (log-pacemaker/pacemaker.log, corosync.out, ...)."""
         return self._node(node).dir

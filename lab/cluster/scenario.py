@@ -28,6 +28,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -382,6 +383,17 @@ class VolumeMove:
     up_s: float  # the event -> every backend's os-services row up, updated from to_node
     services: Dict[str, str]  # os-services host -> state, afterwards
     vip_gap: Optional[Gap] = None  # what a client of the VIP saw meanwhile
+
+
+@dataclass
+class StrayResult:
+    """A cinder-volume of the same service host run outside Pacemaker, and how it ended."""
+
+    node: str  # where it ran ("outside": the service namespace, no cluster node)
+    seen_s: float  # its start -> the cluster acted (a failed monitor, or a refused start)
+    settled_s: float  # its start -> exactly one cinder-volume serving the host, the resource's
+    reason: str  # the exit reason crm_mon showed
+    servers: int  # cinder-volume trees serving the host at the end (must be 1)
 
 
 @dataclass
@@ -1011,6 +1023,126 @@ class Deployment:
             f"the VIP answered no request for at most {gap.seconds:.2f} s."
         )
         return VolumeMove(source, target, moved, up, services, gap)
+
+    def volume_servers(self) -> List[int]:
+        """Leaders of the cinder-volume trees running with the deployment's cinder.conf (or a
+        copy of it named cinder-copy.conf), anywhere on this machine."""
+        leaders = []
+        for proc in psutil.process_iter(["cmdline", "ppid"]):
+            argv = proc.info["cmdline"] or []
+            if any(a.endswith("/cinder-volume") for a in argv[:3]) and any(a.endswith(".conf") for a in argv):
+                try:
+                    parent = psutil.Process(proc.info["ppid"]).cmdline()
+                except psutil.Error:
+                    parent = []
+                if not any(a.endswith("/cinder-volume") for a in parent[:3]):
+                    leaders.append(proc.pid)
+        return leaders
+
+    def _stray_argv(self, config: Path) -> List[str]:
+        assert self.stack is not None
+        binary = str(self.stack.cinder_bin("cinder-volume"))
+        return ["runuser", "-u", self.stack.service_user, "--", binary, "--config-file", str(config)]
+
+    def stray_on_the_other_node(self) -> StrayResult:
+        """`cinder-volume &` by hand on the node that does not run the resource, with the shared
+        cinder.conf: the running resource's monitor counts a second server on its queues, the
+        restart that follows refuses while the copy reports, and the start on the copy's node
+        ends it (a copy of the resource there) and takes over."""
+        assert self.stack is not None
+        source = self.volume_node()
+        node = self.other_node(source)
+        self.say(f"On {node}, by hand: cinder-volume --config-file {self.stack.cinder_conf} &")
+        t0 = time.monotonic()
+        proc = self.c.spawn_on(node, *self._stray_argv(self.stack.cinder_conf), output=self._log_of("stray"))
+        try:
+            wait_for(lambda: self.c.fail_count(VOLUME.agent, source) >= 1, 120, "the second server noticed")
+            seen = self.timings.record(
+                "stray_seen_s",
+                time.monotonic() - t0,
+                "a copy on the other node -> a monitor failure recorded",
+            )
+            reason = _failure_line(self.crm_mon(), VOLUME.agent)
+            wait_for(lambda: proc.poll() is not None and self.c.resource_nodes(VOLUME.id) != [], 180,
+                     "the copy ended and cinder-volume Started")  # fmt: skip
+            wait_for(lambda: len(self.volume_servers()) == 1, 60, "exactly one cinder-volume")
+            settled = self.timings.record(
+                "stray_settled_s",
+                time.monotonic() - t0,
+                "a copy on the other node -> one cinder-volume, the resource's",
+            )
+        finally:
+            if proc.poll() is None:
+                self.c.end_spawned(proc)
+        servers = len(self.volume_servers())
+        self.say(
+            f"+{seen:.1f} s: {reason}; +{settled:.1f} s: {servers} cinder-volume, on {self.volume_node()}."
+        )
+        self.pcs("resource", "cleanup", VOLUME.id)
+        self.wait_started()
+        return StrayResult(node, seen, settled, reason, servers)
+
+    def stray_outside_during_standby(self) -> StrayResult:
+        """A cinder-volume of the same host outside the cluster (the service namespace, a copy
+        of cinder.conf) while Pacemaker moves the resource: the start on the target refuses,
+        with its reason in crm_mon, and succeeds once the copy is gone and the failure
+        cleaned up."""
+        assert self.stack is not None
+        source = self.volume_node()
+        target = self.other_node(source)
+        copy = self.stack.cinder_conf.with_name("cinder-copy.conf")
+        shutil.copyfile(self.stack.cinder_conf, copy)
+        copy.chmod(0o644)
+        self.say(f"Outside the cluster: cinder-volume --config-file {copy} &, then pcs node standby {source}")
+        with open(self._log_of("outside"), "ab") as sink:
+            proc = subprocess.Popen(
+                ["ip", "netns", "exec", SVC_NS, *self._stray_argv(copy)], stdin=subprocess.DEVNULL,
+                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        try:
+            wait_for(lambda: len(self.volume_servers()) == 2, 60, "the copy running beside the resource")
+            t0 = time.monotonic()
+            self.pcs("node", "standby", source, via=target)
+            wait_for(
+                lambda: self.c.fail_count(VOLUME.agent, target) >= 1, 120, "the start on the target refused"
+            )
+            seen = self.timings.record(
+                "stray_refused_s", time.monotonic() - t0, "standby beside a copy outside -> start refused"
+            )
+            crm = self.crm_mon(via=target)
+            reason = next(
+                (line.strip() for line in crm.splitlines() if "is served by another" in line), crm[-300:]
+            )
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        t1, gone = time.monotonic(), time.time()
+        self.pcs("resource", "cleanup", VOLUME.id, via=target)
+        # Started, and serving: crm_mon may still list the refused start's resource as active.
+        wait_for(
+            lambda: (
+                self.c.resource_nodes(VOLUME.id) == [target]
+                and len(self.volume_servers()) == 1
+                and self._volume_up_since(gone)
+            ),
+            180,
+            "cinder-volume serving from the target",
+        )
+        settled = self.timings.record(
+            "stray_gone_started_s",
+            time.monotonic() - t1,
+            "copy gone, cleanup -> cinder-volume up again, from the target",
+        )
+        servers = len(self.volume_servers())
+        self.say(f"+{seen:.1f} s: refused ({reason}); started {settled:.1f} s after the copy ended.")
+        self.pcs("node", "unstandby", source, via=target)
+        self.wait_started()
+        copy.unlink()
+        return StrayResult("outside", seen, settled, reason, servers)
+
+    def _log_of(self, what: str) -> Path:
+        assert self._stack_root is not None
+        return self._stack_root / f"{what}-cinder-volume.log"
 
     def rabbitmq_outage(self, seconds: Optional[float] = None) -> OutageResult:
         """RabbitMQ down for two monitor intervals: nothing may be restarted."""

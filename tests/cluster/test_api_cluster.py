@@ -109,7 +109,7 @@ def test_sigkill_is_detected_and_restarted_on_the_same_node(deployment: Deployme
     assert "not running" in mon, "crm_mon shows why it was restarted:\n" + mon
 
     deployment.cleanup()
-    assert all(count == 0 for count in deployment.fail_counts().values())
+    assert all(count == 0 for count in deployment.fail_counts().values()), deployment.crm_mon()
 
 
 def test_a_frozen_volume_backend_is_found_by_its_heartbeat_and_restarted(deployment: Deployment) -> None:
@@ -125,7 +125,7 @@ def test_a_frozen_volume_backend_is_found_by_its_heartbeat_and_restarted(deploym
     assert deployment.volume_node() == result.node, "restarted where it ran (no migration-threshold)"
     assert result.frozen_pid not in deployment.daemon_pids(result.node, VOLUME.agent)
     deployment.cleanup(VOLUME.agent)
-    assert all(count == 0 for count in deployment.fail_counts().values())
+    assert all(count == 0 for count in deployment.fail_counts().values()), deployment.crm_mon()
 
 
 def test_standby_moves_the_vip_while_a_client_keeps_calling(deployment: Deployment) -> None:
@@ -141,7 +141,7 @@ def test_standby_moves_the_vip_while_a_client_keeps_calling(deployment: Deployme
     assert result.gap.seconds < MOVE_BOUND_S
     assert result.vip_after_unstandby == [result.to_node], "resource stickiness keeps the VIP"
     assert cluster.resource_nodes(API.id) == ["node1", "node2"]
-    assert all(count == 0 for count in deployment.fail_counts().values())
+    assert all(count == 0 for count in deployment.fail_counts().values()), deployment.crm_mon()
     assert deployment.check_answers() == {"VIP": "300", "node1": "300", "node2": "300"}
 
 
@@ -157,7 +157,7 @@ def test_standby_moves_cinder_volume_and_it_stays_the_same_service(deployment: D
     assert result.services == dict.fromkeys(deployment.volume_hosts(), "up")
     assert deployment.volume_node() == result.to_node, "resource stickiness keeps it after unstandby"
     assert cluster.resource_nodes(SCHEDULER.id) == ["node1", "node2"]
-    assert all(count == 0 for count in deployment.fail_counts().values())
+    assert all(count == 0 for count in deployment.fail_counts().values()), deployment.crm_mon()
 
 
 def test_keystone_outage_restarts_nothing_and_the_log_says_why(deployment: Deployment) -> None:
@@ -169,7 +169,8 @@ def test_keystone_outage_restarts_nothing_and_the_log_says_why(deployment: Deplo
         assert files, f"{node} had no cached token: the monitor never reached Keystone"
     assert result.api_status == {"node1": "300", "node2": "300"}
     assert result.fail_counts_after == result.fail_counts_before
-    assert all(count == 0 for count in result.fail_counts_after.values())
+    # crm_mon's "Failed Resource Actions" (with the exit reasons) say which, should one fail.
+    assert all(count == 0 for count in result.fail_counts_after.values()), deployment.crm_mon()
     assert result.operations_after == result.operations_before, "a resource was started or stopped"
     for node, lines in result.warnings.items():
         assert lines, f"no warning about Keystone in {deployment.agent_log(node)}"
@@ -187,11 +188,34 @@ def test_rabbitmq_outage_restarts_nothing_and_the_log_says_why(deployment: Deplo
 
     assert result.api_status == {"node1": "300", "node2": "300"}
     assert result.fail_counts_after == result.fail_counts_before
-    assert all(count == 0 for count in result.fail_counts_after.values())
+    # crm_mon's "Failed Resource Actions" (with the exit reasons) say which, should one fail.
+    assert all(count == 0 for count in result.fail_counts_after.values()), deployment.crm_mon()
     assert result.operations_after == result.operations_before, "a resource was started or stopped"
     said = [line for lines in result.warnings.values() for line in lines]
     assert any("an outage of a dependency" in line for line in said), said[-5:]
     print(f"\n[log] {said[-1]}")
+
+
+def test_a_copy_started_by_hand_on_the_other_node_ends_with_one_cinder_volume(deployment: Deployment) -> None:
+    """Issue 11, 5a: the cluster notices a second server of the host and ends with one."""
+    result = deployment.stray_on_the_other_node()
+    _report("cinder-volume by hand on the other node -> a monitor failure recorded", result.seen_s)
+    _report("cinder-volume by hand on the other node -> one cinder-volume, the resource's", result.settled_s)
+    assert "a second server of the same service host runs elsewhere" in result.reason, result.reason
+    assert result.servers == 1
+    rows = deployment.os_services("cinder-volume")
+    assert {host: rows[host][0] for host in deployment.volume_hosts()} == dict.fromkeys(
+        deployment.volume_hosts(), "up"
+    )
+
+
+def test_a_copy_outside_the_cluster_makes_the_move_refuse_until_it_is_gone(deployment: Deployment) -> None:
+    """Issue 11, 5b: the start on the standby's target refuses while the copy reports."""
+    result = deployment.stray_outside_during_standby()
+    _report("standby beside a cinder-volume outside the cluster -> start refused", result.seen_s)
+    _report("the copy gone, pcs resource cleanup -> cinder-volume up again from the target", result.settled_s)
+    assert "is served by another cinder-volume" in result.reason, result.reason
+    assert result.servers == 1
 
 
 def test_a_power_cut_of_cinder_volume_node_moves_it_to_the_survivor(deployment: Deployment) -> None:

@@ -15,6 +15,9 @@ section:
   die_output = what it says then (Python escapes: \n, \x1b ...)
   ignore_term = yes: every process ignores SIGTERM (only SIGKILL ends them)
   zombie = yes: each talking process forks a child that exits at once and is never reaped
+  helper_late_exec = seconds: once forked, the parent also forks a child that execs a helper
+           program (sleep 2) only that long after its fork, as on a node too starved to
+           schedule it sooner
   helper = seconds: the parent runs a helper program (sleep) that long before it forks, and
            again once forked, as os-brick runs grep at import and drivers run sudo
 
@@ -152,6 +155,10 @@ def run_parent(fake: dict, address: tuple, connect: bool, backends: list) -> Non
         spawn(backend)
     if helper:
         subprocess.Popen(["sleep", helper])  # reaped by the loop below, which ignores it
+    late = fake.get("helper_late_exec")
+    if late and os.fork() == 0:
+        time.sleep(float(late))
+        os.execvp("sleep", ["sleep", "2"])  # reaped by the loop below too
     while True:
         try:
             pid, _ = os.wait()

@@ -326,6 +326,15 @@ def test_a_second_server_of_the_host_fails_the_monitor_and_blocks_a_start(
     healthy = agent("monitor")
     assert healthy.rc == 0, healthy
     assert "one server" not in healthy.stderr, healthy  # counted, not a warning
+    # What the count costs a monitor (printed, not held: speed lives in make bench).
+    guarded = median_monitor_ms(agent, runs=10)
+    agent.params["guard_service_host"] = "false"
+    unguarded = median_monitor_ms(agent, runs=10)
+    agent.params.pop("guard_service_host")
+    print(
+        f"\n{name} monitor, median of 10: {guarded:.1f} ms counting the queue's consumers, "
+        f"{unguarded:.1f} ms without"
+    )
 
     other = elsewhere.start(name)
     run, seconds = first_failure(agent, within_s=60)

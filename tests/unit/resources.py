@@ -27,6 +27,10 @@ from tests.fakes.keystone import FakeKeystone
 AGENT_NAMES = ["cinder-api", "cinder-volume", "cinder-scheduler", "cinder-backup", "cinder-schedule"]
 RPC_NAMES = AGENT_NAMES[1:]
 START_GRACE_S = 4
+# What an action cut short by its operation timeout answers: the supervisor's own reason, or,
+# on a node so starved that its last check overran the deadline by half a second, the alarm's
+# (dispatch.py); both are the agent's answer before Pacemaker's timeout, which is the contract.
+CUT_SHORT = ("did not become healthy within", "did not finish within its timeout")
 # Distinctive, with characters that need quoting in a shell, a URL and JSON.
 PASSWORD = "Xyzzy-s3cret;$(id)`id`%2F&pw"
 RABBIT_PASSWORD = "Rabbit-xyzzy-s3cret"

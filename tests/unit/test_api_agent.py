@@ -15,6 +15,7 @@ import pytest
 from lab.host import process_state, session_members, wait_until
 from tests.conftest import ocf_tester
 from tests.unit.conftest import PASSWORD, FakeApi
+from tests.unit.resources import CUT_SHORT
 
 
 def test_start_monitor_stop_cycle(fake: FakeApi) -> None:
@@ -81,7 +82,8 @@ def test_hung_api_fails_before_the_operation_timeout(fake: FakeApi) -> None:
         run = fake.agent("monitor", timeout_s=2, runner="exec")  # interpreter start-up included
         assert run.rc == 1, run
         assert run.seconds < 2
-        assert "does not answer" in run.reason
+        # The check's own deadline, or on a starved node the alarm just after it (CUT_SHORT).
+        assert any(f in run.reason for f in ("does not answer", *CUT_SHORT)), run
     finally:
         os.kill(fake.pid(), signal.SIGCONT)
 
@@ -119,7 +121,7 @@ def test_slow_start_is_cut_before_the_operation_timeout(fake: FakeApi) -> None:
     run = fake.agent("start", timeout_s=2, runner="exec")  # interpreter start-up included
     assert run.rc == 1
     assert run.seconds < 2
-    assert "did not become healthy" in run.reason
+    assert any(f in run.reason for f in CUT_SHORT), run
 
 
 def test_stop_ends_the_whole_tree_even_when_it_ignores_sigterm(fake: FakeApi) -> None:

@@ -21,7 +21,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import pytest
 
@@ -32,6 +32,7 @@ from tests.conftest import free_port
 from tests.unit.inprocess import FakeClock
 from tests.unit.resources import (
     AGENT_NAMES,
+    CUT_SHORT,
     RPC_NAMES,
     START_GRACE_S,
     FaultServer,
@@ -86,7 +87,7 @@ class Row:
         agents: Sequence[str],
         action: str,
         code: int,
-        fragment: str,
+        fragment: Union[str, Tuple[str, ...]],
         setup: Optional[Setup] = None,
         check: Optional[Check] = None,
         timeout_s: float = 10.0,
@@ -97,7 +98,8 @@ class Row:
         self.agents = agents
         self.action = action
         self.code = code
-        self.fragment = fragment  # "{name}" stands for the agent's name
+        # "{name}" stands for the agent's name; a tuple: any of these (CUT_SHORT)
+        self.fragments = (fragment,) if isinstance(fragment, str) else fragment
         self.setup = setup
         self.check = check
         self.timeout_s = timeout_s
@@ -112,16 +114,17 @@ class Row:
             self.setup(ctx)
         run = ctx.res.run(self.action, timeout_s=self.timeout_s, interval_s=self.interval_s,
                           extra_env=ctx.env, runner=self.runner, clock=ctx.clock)  # fmt: skip
-        assert_answer(run, self.code, self.fragment.replace("{name}", ctx.res.name), self.timeout_s)
+        fragments = tuple(f.replace("{name}", ctx.res.name) for f in self.fragments)
+        assert_answer(run, self.code, fragments, self.timeout_s)
         if self.check is not None:
             self.check(ctx, run)
         return run
 
 
-def assert_answer(run: AgentRun, code: int, fragment: str, timeout_s: float) -> None:
+def assert_answer(run: AgentRun, code: int, fragments: Tuple[str, ...], timeout_s: float) -> None:
     assert run.rc == code, run
     said = run.reason if code not in (0, 2, 3) else run.stderr
-    assert fragment in said, f"{fragment!r} not in {said!r}\n{run!r}"
+    assert any(f in said for f in fragments), f"none of {fragments!r} in {said!r}\n{run!r}"
     if code not in (0, 2, 3):
         assert run.reason.strip(), run
     assert "Traceback" not in run.stderr and "internal error" not in run.stderr, run
@@ -864,8 +867,8 @@ LIFECYCLE_ROWS = [
     Row("daemon-killed-after-start", ALL, "monitor", 7, "{name} is not running: process", killed_after_start,
         stop_succeeds),
     Row("start-with-rabbitmq-down", ["cinder-volume", "cinder-scheduler"], "start", 1,
-        "did not become healthy within", broker_down, timeout_s=2, runner="exec"),
-    Row("start-with-no-time", ["cinder-api", "cinder-backup"], "start", 1, "did not become healthy within",
+        CUT_SHORT, broker_down, timeout_s=2, runner="exec"),
+    Row("start-with-no-time", ["cinder-api", "cinder-backup"], "start", 1, CUT_SHORT,
         lambda ctx: ctx.env.update(OCF_RESKEY_CRM_meta_timeout="1"), timeout_s=2, runner="exec"),
     Row("start-without-rsctmp", ["cinder-api", "cinder-volume"], "start", 0, "started (pid", rsctmp_missing,
         rsctmp_created),

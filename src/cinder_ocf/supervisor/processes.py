@@ -188,10 +188,12 @@ def forks(leader: ProcessIdentity, members: Iterable[psutil.Process]) -> list[ps
     found = []
     for proc in members:
         try:
+            # A fresh Process for exe: psutil caches exe() per object, and process_iter hands
+            # back the same objects, so a helper that exec'd would still show the daemon's.
             if (
                 proc.info["ppid"] == leader.pid
                 and age_seconds(proc) >= FORK_SETTLE_S
-                and proc.exe() == leader.exe
+                and psutil.Process(proc.pid).exe() == leader.exe
             ):
                 found.append(proc)
         except psutil.Error:
