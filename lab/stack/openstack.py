@@ -687,6 +687,18 @@ class OpenStack:
         )
 
     def _wait_rabbit(self, server: Process, env: Mapping[str, str], pid_file: Path, timeout: float) -> None:
+        # rabbitmqctl wait fails at once (garbage_in_pid_file) if it reads the pid file between
+        # its creation and the write of the pid: seen once in a RabbitMQ restart under load.
+        # So it is asked only once the file holds a number.
+        deadline = time.monotonic() + timeout
+        while not _holds_a_pid(pid_file):
+            if not server.alive():
+                raise RuntimeError(
+                    "rabbitmq-server exited during start:\n" + _tail(self.log_dir / "rabbitmq.out")
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"rabbitmq-server wrote no pid to {pid_file} within {timeout:g} s")
+            time.sleep(0.1)
         waiter = subprocess.Popen(
             [*self._prefix(), str(RABBITMQCTL), "-q", "wait", "--timeout", str(int(timeout)), str(pid_file)],
             env=dict(env),
@@ -1103,6 +1115,13 @@ class OpenStack:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _holds_a_pid(path: Path) -> bool:
+    try:
+        return path.read_text().strip().isdigit()
+    except OSError:
+        return False
 
 
 class _KeystoneAdmin:

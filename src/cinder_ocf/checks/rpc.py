@@ -19,9 +19,7 @@ os_services_rows, row_updated, give_up_after_grace, RESPAWN_WAIT_S.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
-
-import psutil
+from typing import TYPE_CHECKING, Any
 
 from cinder_ocf import trusted
 from cinder_ocf.checks import Finding, Status, check
@@ -29,6 +27,9 @@ from cinder_ocf.checks.context import Context
 from cinder_ocf.checks.tokens import authenticated_get
 from cinder_ocf.ocf import OcfError, OcfExit
 from cinder_ocf.openstack import broker, http, keystone
+
+if TYPE_CHECKING:
+    import psutil
 
 RESPAWN_WAIT_S = 2.0  # oslo.service replaces a dead backend child in ~0.5 s here
 # After its longest pause between reconnection attempts, a service still needs to connect and
@@ -79,7 +80,7 @@ def _notice_child_deaths(ctx: Context, children: list[psutil.Process]) -> None:
     for pid, created in list(ctx.backends_seen.items()):
         if alive.get(pid) == created:
             continue
-        if _same_process(pid, created):
+        if ctx.processes.still_runs(pid, created):
             # Seen between its fork and its exec (a starved node can take longer than
             # FORK_SETTLE_S): a helper program, not a backend process.
             del ctx.backends_seen[pid]
@@ -89,15 +90,6 @@ def _notice_child_deaths(ctx: Context, children: list[psutil.Process]) -> None:
             f"{ctx.name} backend process {pid} died during start; {ctx.last_output()}",
         )
     ctx.backends_seen.update(alive)
-
-
-def _same_process(pid: int, created: float) -> bool:
-    """pid is still the live process created at `created`."""
-    try:
-        proc = psutil.Process(pid)
-        return proc.create_time() == created and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def _wait_for_respawn(ctx: Context, expected: int) -> list[psutil.Process]:

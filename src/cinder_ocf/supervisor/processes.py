@@ -344,6 +344,15 @@ class ProcessView:
     def forks(self) -> list[psutil.Process]:
         return forks(self.leader, self.members) if self.recorded is not None else []
 
+    @staticmethod
+    def still_runs(pid: int, created: float) -> bool:
+        """pid is still the live process psutil saw created at `created`."""
+        try:
+            proc = psutil.Process(pid)
+            return proc.create_time() == created and _alive(proc)
+        except psutil.Error:
+            return False
+
     @property
     def orphaned(self) -> bool:
         return not self.running and bool(self.members)
