@@ -673,8 +673,12 @@ class OpenStack:
                 # directly, the scripts exec into erl -> beam.smp; `ip netns exec` forks first
                 self._rabbit = Process.attach("rabbitmq (beam)", beam_pid)
                 self._rabbit_extra.append(launcher)
-            self._record_epmd(beam_pid, epmd_before)
+            self._record_epmd(epmd_before)
         except BaseException:
+            if self._rabbit is not None and self._rabbit is launcher:
+                # The VM may have spawned epmd before it failed: stop that too, or it keeps
+                # the services' namespace in use for every later run.
+                self._record_epmd(epmd_before)
             self.stop_rabbitmq()
             raise
         if self.netns is None and not tcp_port_open(self.host, AMQP_PORT, 5.0):
@@ -730,7 +734,7 @@ class OpenStack:
                 + _tail(self.log_dir / "rabbitmq.out")
             )
 
-    def _record_epmd(self, beam_pid: int, epmd_before: List[int]) -> None:
+    def _record_epmd(self, epmd_before: List[int]) -> None:
         """epmd is spawned (and daemonised) by the Erlang VM: find it by its port, record it."""
         if epmd_before:
             LOG.info("epmd already running (pid %s): not ours, left alone", epmd_before)
