@@ -82,7 +82,7 @@ class Talker:
                 self.sock = None
 
 
-def config_file() -> str:
+def config_file() -> str:  # also in the other fake: each runs as a standalone script
     """--config-file FILE or --config-file=FILE, as oslo.config takes it; without one, the
     default oslo.config finds first for cinder: ~/.cinder/cinder.conf, then /etc/cinder."""
     for index, arg in enumerate(sys.argv):
