@@ -1084,30 +1084,40 @@ class Deployment:
 
     def stray_outside_during_standby(self) -> StrayResult:
         """A cinder-volume of the same host outside the cluster (the service namespace, a copy
-        of cinder.conf) while Pacemaker moves the resource: the start on the target refuses,
-        with its reason in crm_mon, and succeeds once the copy is gone and the failure
-        cleaned up."""
+        of cinder.conf) when Pacemaker starts the resource on another node: the start refuses,
+        with its reason in crm_mon, and succeeds once the copy is gone and the failure cleaned
+        up.  The resource is stopped (disabled) while the copy starts, so that its own monitor,
+        which would count the copy's consumers first, does not race the start's guard."""
         assert self.stack is not None
         source = self.volume_node()
         target = self.other_node(source)
         copy = self.stack.cinder_conf.with_name("cinder-copy.conf")
         shutil.copyfile(self.stack.cinder_conf, copy)
         copy.chmod(0o644)
-        self.say(f"Outside the cluster: cinder-volume --config-file {copy} &, then pcs node standby {source}")
+        self.say(
+            f"$ pcs resource disable {VOLUME.id}; outside the cluster: cinder-volume --config-file {copy} &"
+        )
+        self.pcs("resource", "disable", VOLUME.id, via=target)
+        self.c.wait_resource(VOLUME.id, [], timeout=120, via=target)
         with open(self._log_of("outside"), "ab") as sink:
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", SVC_NS, *self._stray_argv(copy)], stdin=subprocess.DEVNULL,
                 stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         try:
-            wait_for(lambda: len(self.volume_servers()) == 2, 60, "the copy running beside the resource")
+            began = time.time()
+            wait_for(lambda: self._volume_up_since(began), 120, "the copy reporting in os-services")
+            self.say(
+                f"$ pcs node standby {source}; pcs resource enable {VOLUME.id}   (so it starts on {target})"
+            )
             t0 = time.monotonic()
             self.pcs("node", "standby", source, via=target)
+            self.pcs("resource", "enable", VOLUME.id, via=target)
             wait_for(
                 lambda: self.c.fail_count(VOLUME.agent, target) >= 1, 120, "the start on the target refused"
             )
             seen = self.timings.record(
-                "stray_refused_s", time.monotonic() - t0, "standby beside a copy outside -> start refused"
+                "stray_refused_s", time.monotonic() - t0, "a copy outside -> the start on the target refused"
             )
             crm = self.crm_mon(via=target)
             reason = next(
