@@ -38,7 +38,7 @@ from cinder_ocf.openstack.conf import (
 from cinder_ocf.openstack.facts import Facts, FactsCache
 from cinder_ocf.supervisor import daemon, processes
 from cinder_ocf.supervisor.processes import ProcessView
-from cinder_ocf.supervisor.strays import Stray, find_strays
+from cinder_ocf.supervisor.strays import Stray, config_set, find_strays
 
 _POLL_S = 0.1
 
@@ -255,22 +255,20 @@ class Supervisor:
             files, dirs = self.config_sources()
         except OcfError:
             return []  # additional_parameters unusable: validate-all says so
-        cwd = os.getcwd()
-        sources = (
-            frozenset(os.path.realpath(os.path.join(cwd, f)) for f in files),
-            frozenset(os.path.realpath(os.path.join(cwd, d)) for d in dirs),
-        )
+        sources = config_set(files, dirs, os.getcwd())
         recorded = self.ctx.processes.recorded
         return find_strays(os.path.realpath(found), sources, recorded, default_sources)
 
     def stray_reason(self, found: list[Stray]) -> str:
         first = found[0]
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-        age = max(0.0, self.clock.time() - processes.started_at(first.identity))
         return (
             f"{self.name} runs outside Pacemaker with this resource's binary and configuration: "
-            f"{first.describe(age)}{more}"
+            f"{self._describe(first)}{more}"
         )
+
+    def _describe(self, stray: Stray) -> str:
+        return stray.describe(max(0.0, self.clock.time() - processes.started_at(stray.identity)))
 
     def _end_strays(self, action: str) -> None:
         """End every copy this resource did not start, tree and all; fail if one keeps coming
@@ -278,9 +276,8 @@ class Supervisor:
         found = self.strays()
         while found:
             for stray in found:
-                age = max(0.0, self.clock.time() - processes.started_at(stray.identity))
                 self.log.warning(
-                    f"{action}: ending {self.name} started outside Pacemaker: {stray.describe(age)}"
+                    f"{action}: ending {self.name} started outside Pacemaker: {self._describe(stray)}"
                 )
                 self._end_tree(stray.identity, [proc.pid for proc in processes.tree(stray.identity)])
             found = self.strays()

@@ -1,7 +1,7 @@
 """Copies of the resource's daemon that the agent did not start: a systemd unit left enabled,
 an operator's `cinder-volume &`, a package upgrade's restart.
 
-Exports: Stray, find_strays.
+Exports: Stray, find_strays, config_set.
 
 A process is a copy of this resource when its command line runs the resource's binary with
 the same --config-file / --config-dir set as the agent starts it with (without either, the
@@ -65,11 +65,16 @@ def _script_args(cmdline: list[str], binary: str, cwd: str) -> list[str] | None:
     return None
 
 
+def config_set(files: Sequence[str], dirs: Sequence[str], cwd: str) -> ConfigSet:
+    """The config files and directories, as real paths (relative ones taken from cwd)."""
+    return frozenset(_real(f, cwd) for f in files), frozenset(_real(d, cwd) for d in dirs)
+
+
 def _config_set(args: Sequence[str], cwd: str, prog: str, defaults: DefaultSources) -> ConfigSet:
     files, dirs = config_options(args)
     if not files and not dirs:
         files, dirs = defaults(prog)
-    return frozenset(_real(f, cwd) for f in files), frozenset(_real(d, cwd) for d in dirs)
+    return config_set(files, dirs, cwd)
 
 
 def _origin(proc: psutil.Process) -> tuple[str, str]:
