@@ -111,13 +111,16 @@ def _report(stream: TextIO, status: str, name: str, seconds: float, detail: str)
 def parameter_reference(name: str) -> str:
     """Markdown table of an agent's parameters, from its meta-data (the README's reference)."""
     spec = service(name).spec
-    rows = [f"### {name}", "", "| parameter | default | description |", "|---|---|---|"]
+    rows = [f"### {name}", "", "| parameter | default | change applied by | description |", "|---|---|---|---|"]
     for param in spec.parameters:
         text = " ".join(param.longdesc.split()).replace("|", "\\|")
         if param.replaced_by:
             text += f" Deprecated: use {param.replaced_by}."
+        elif param.deprecated:
+            text += f" Deprecated: {param.deprecated}."
         default = f"`{param.default}`" if param.default else ""
-        rows.append(f"| `{param.name}` | {default} | {text} |")
+        applied = "reload" if param.reloadable else "restart"
+        rows.append(f"| `{param.name}` | {default} | {applied} | {text} |")
     return "\n".join(rows) + "\n"
 
 
@@ -136,6 +139,9 @@ def _cluster_config_parser(sub: Any) -> None:
     cfg.add_argument("--vip", default="", help="virtual IP of the Block Storage API (IPaddr2)")
     cfg.add_argument("--cidr-netmask", type=int, default=24)
     cfg.add_argument("--monitor-interval", type=int, default=10, metavar="SECONDS")
+    cfg.add_argument("--deep-monitor-interval", type=int, default=60, metavar="SECONDS",
+                     help="of the second monitor, OCF_CHECK_LEVEL=20: a round trip over the RPC bus "
+                          "(cinder-api, cinder-scheduler, cinder-volume); 0: none")  # fmt: skip
     cfg.add_argument("--os-cloud", default="",
                      help="clouds.yaml entry for the monitors (default: cinder.conf's)")  # fmt: skip
     cfg.add_argument("--param", action="append", default=[], metavar="SERVICE:NAME=VALUE",
@@ -155,7 +161,8 @@ def cluster_config(args: argparse.Namespace) -> int:
         params.setdefault(service, {}).update(_parse_params([pair]))
     try:
         plan = ClusterPlan(args.config, services, vip=args.vip, cidr_netmask=args.cidr_netmask,
-                           monitor_interval_s=args.monitor_interval, params=params)  # fmt: skip
+                           monitor_interval_s=args.monitor_interval, params=params,
+                           deep_monitor_interval_s=args.deep_monitor_interval)  # fmt: skip
     except ValueError as err:
         raise SystemExit(f"cinder-ocf cluster-config: {err}") from None
     for note in config_notes(plan):

@@ -29,6 +29,10 @@ VIP_ID = "vip"
 DEPENDS_ON = {"cinder-scheduler": "cinder-api", "cinder-volume": "cinder-scheduler",
               "cinder-backup": "cinder-scheduler"}  # fmt: skip
 SECRET_PARAMETERS = ("os_password", "os_application_credential_secret")
+# The agents with depth-20 checks (their Service.deep_checks; a unit test holds the two
+# together): a second monitor with OCF_CHECK_LEVEL=20 crosses the RPC bus.
+DEEP_MONITORED = ("cinder-api", "cinder-scheduler", "cinder-volume")
+DEEP_MONITOR_TIMEOUT_S = 60
 
 
 class ClusterPlan:
@@ -43,7 +47,9 @@ class ClusterPlan:
         monitor_interval_s: int = 10,
         monitor_timeout_s: int = 30,
         params: Mapping[str, Mapping[str, str]] | None = None,
+        deep_monitor_interval_s: int = 60,
     ) -> None:
+        """deep_monitor_interval_s: of the depth-20 monitor (0: none)."""
         unknown = [s for s in services if s not in SERVICE_ORDER]
         if unknown:
             raise ValueError(f"unknown services {unknown}: choose from {', '.join(SERVICE_ORDER)}")
@@ -61,6 +67,7 @@ class ClusterPlan:
         self.cidr_netmask = cidr_netmask
         self.monitor_interval_s = monitor_interval_s
         self.monitor_timeout_s = monitor_timeout_s
+        self.deep_monitor_interval_s = deep_monitor_interval_s
         self.params: dict[str, dict[str, str]] = {s: dict((params or {}).get(s, {})) for s in self.services}
 
     @staticmethod
@@ -70,6 +77,14 @@ class ClusterPlan:
 
     def resource_params(self, service: str) -> list[tuple[str, str]]:
         return [("config", self.config), *sorted(self.params[service].items())]
+
+    def monitors(self, service: str) -> list[list[str]]:
+        """The monitor operations of service, each as name=value words after `op monitor`."""
+        found = [[f"interval={self.monitor_interval_s}s", f"timeout={self.monitor_timeout_s}s"]]
+        if self.deep_monitor_interval_s and service in DEEP_MONITORED:
+            found.append([f"interval={self.deep_monitor_interval_s}s", f"timeout={DEEP_MONITOR_TIMEOUT_S}s",
+                          "OCF_CHECK_LEVEL=20"])  # fmt: skip
+        return found
 
     def dependencies(self) -> list[tuple[str, str]]:
         """(service, what it starts after and runs with), in start order."""
@@ -82,13 +97,15 @@ def pcs_commands(plan: ClusterPlan) -> list[list[str]]:
     Everything but cinder-api is created disabled and enabled once its constraints exist, so
     that no service starts before what it needs, or on a node it must not run on.
     """
-    interval, timeout = f"interval={plan.monitor_interval_s}s", f"timeout={plan.monitor_timeout_s}s"
+    interval = f"interval={plan.monitor_interval_s}s"
     commands = []
     later = []
     for service in plan.services:
         argv = ["pcs", "resource", "create", service, f"ocf:openstack:{service}"]
         argv += [f"{name}={value}" for name, value in plan.resource_params(service)]
-        argv += ["op", "monitor", interval, timeout]
+        argv.append("op")
+        for words in plan.monitors(service):
+            argv += ["monitor", *words]
         if service in CLONED:
             argv += ["clone", "interleave=true"]
         if service != "cinder-api":
@@ -115,17 +132,14 @@ def pcs_commands(plan: ClusterPlan) -> list[list[str]]:
 
 def crm_configuration(plan: ClusterPlan) -> str:
     """The same configuration for `crm configure load update FILE` (crmsh)."""
-    interval, timeout = f"interval={plan.monitor_interval_s}s", f"timeout={plan.monitor_timeout_s}s"
+    interval = f"interval={plan.monitor_interval_s}s"
     names = {s: f"p_{s}" for s in plan.services}
     names.update({s: f"cl_{s}" for s in plan.services if s in CLONED})
     lines = []
     for service in plan.services:
         params = " ".join(f"{name}={_crm_quote(value)}" for name, value in plan.resource_params(service))
-        lines.append(
-            f"primitive p_{service} ocf:openstack:{service} \\\n"
-            f"    params {params} \\\n"
-            f"    op monitor {interval} {timeout}"
-        )
+        ops = " \\\n".join(f"    op monitor {' '.join(words)}" for words in plan.monitors(service))
+        lines.append(f"primitive p_{service} ocf:openstack:{service} \\\n    params {params} \\\n{ops}")
     for service in plan.services:
         if service in CLONED:
             lines.append(f"clone cl_{service} p_{service} \\\n    meta interleave=true")

@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING
 from cinder_ocf.agents.base import Service
 from cinder_ocf.log import Logger
 from cinder_ocf.metadata import render_metadata, usage_text
-from cinder_ocf.ocf import Environment, OcfError, OcfExit
+from cinder_ocf.ocf import Environment, OcfError, OcfExit, ocf_version
 
 if TYPE_CHECKING:
     from cinder_ocf.checks.context import Clock
 
 ACTIONS = {"start": "start", "stop": "stop", "monitor": "monitor", "status": "status",
-           "validate-all": "validate_all"}  # fmt: skip
-STRICT_ACTIONS = ("start", "validate-all")
+           "validate-all": "validate_all", "reload-agent": "reload_agent"}  # fmt: skip
+# Bad parameter values answer 6 here; elsewhere they are logged and replaced by the default.
+STRICT_ACTIONS = ("start", "validate-all", "reload-agent")
 MAX_TIMEOUT_S = 86400.0 * 7  # more than any operation waits; setitimer overflows far above
 
 
@@ -66,7 +67,7 @@ def run(
     spec = service.spec
     action = argv[1] if len(argv) > 1 else ""
     if action == "meta-data":
-        sys.stdout.write(render_metadata(spec))
+        sys.stdout.write(render_metadata(spec, ocf_version(environ)))
         return OcfExit.SUCCESS
     if action in ("usage", "help", "--help", "-h"):
         sys.stdout.write(usage_text(spec))
@@ -99,6 +100,8 @@ def run(
         code = err.code
         if code in (OcfExit.SUCCESS, OcfExit.NOT_RUNNING):
             log.info(err.reason)
+        elif code == OcfExit.DEGRADED:
+            log.warning(err.reason)
         else:
             log.error(err.reason)
         if code != OcfExit.SUCCESS:

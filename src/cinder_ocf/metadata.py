@@ -2,8 +2,10 @@
 
 Exports: Parameter, Action, AgentSpec, render_metadata, parse_params, ParamValues, usage_text.
 
-The XML follows resource-agents' ra-api-1.dtd (OCF 1.0), which is what ocf-tester validates:
-no OCF 1.1-only markup (``deprecated``, ``reloadable``, ``select``), every action with a timeout.
+Two dialects, chosen by the OCF version the caller announces (ocf.ocf_version): OCF 1.1 for
+Pacemaker 2.1 and later (``reloadable``, ``<deprecated>``, ``reload-agent``, the deep monitor),
+checked against pcs's ocf-1.1.rng; OCF 1.0 for everyone else, valid against resource-agents'
+ra-api-1.dtd, which ocf-tester validates and which fails 1.1 markup.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from cinder_ocf.log import Logger
-from cinder_ocf.ocf import Environment, OcfError, OcfExit, is_true
+from cinder_ocf.ocf import OCF_1_0, OCF_1_1, Environment, OcfError, OcfExit, is_true
 
 Value = Union[str, int, bool]
 
@@ -31,8 +33,16 @@ class Parameter:
     unique: bool = False
     secret: bool = False  # never logged, never printed
     replaced_by: str = ""  # a deprecated name whose value feeds this parameter
+    deprecated: str = ""  # why it is deprecated, for one that no parameter replaces
+    # Changes only what the checks do, never the daemon: OCF 1.1's reload-agent applies it
+    # without a restart.
+    reloadable: bool = False
     minimum: int | None = None
     maximum: int | None = None
+
+    @property
+    def is_deprecated(self) -> bool:
+        return bool(self.replaced_by or self.deprecated)
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,7 @@ class Action:
     timeout: int  # seconds
     interval: int | None = None
     depth: int | None = None
+    since: tuple[int, int] = OCF_1_0  # the first OCF version whose meta-data declares it
 
 
 @dataclass(frozen=True)
@@ -78,31 +89,25 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
-def render_metadata(spec: AgentSpec) -> str:
-    """The meta-data XML of an agent; every text and attribute escaped."""
-    out = [
-        '<?xml version="1.0"?>',
-        '<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd">',
+def render_metadata(spec: AgentSpec, version: tuple[int, int] = OCF_1_0) -> str:
+    """The meta-data XML of an agent in the dialect of OCF `version`; every text escaped."""
+    modern = version >= OCF_1_1
+    out = ['<?xml version="1.0"?>']
+    if not modern:
+        out.append('<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd">')
+    out += [
         f'<resource-agent name="{_escape(spec.name)}" version="{_escape(spec.version)}">',
-        "<version>1.0</version>",
+        f"<version>{'1.1' if modern else '1.0'}</version>",
         f'<longdesc lang="en">\n{_escape(spec.longdesc.strip())}\n</longdesc>',
         f'<shortdesc lang="en">{_escape(spec.shortdesc)}</shortdesc>',
         "<parameters>",
     ]
     for param in spec.parameters:
-        longdesc = param.longdesc.strip()
-        if param.replaced_by:
-            longdesc += f"\nDeprecated: use {param.replaced_by} instead."
-        out += [
-            f'<parameter name="{_escape(param.name)}" unique="{int(param.unique)}"'
-            f' required="{int(param.required)}">',
-            f'<longdesc lang="en">\n{_escape(longdesc)}\n</longdesc>',
-            f'<shortdesc lang="en">{_escape(param.shortdesc)}</shortdesc>',
-            f'<content type="{param.type}" default="{_escape(param.default)}" />',
-            "</parameter>",
-        ]
+        out += _render_parameter(param, modern)
     out += ["</parameters>", "<actions>"]
     for act in spec.actions:
+        if act.since > version:
+            continue
         attrs = f'name="{act.name}" timeout="{act.timeout}s"'
         if act.interval is not None:
             attrs += f' interval="{act.interval}s"'
@@ -111,6 +116,35 @@ def render_metadata(spec: AgentSpec) -> str:
         out.append(f"<action {attrs} />")
     out += ["</actions>", "</resource-agent>", ""]
     return "\n".join(out)
+
+
+def _render_parameter(param: Parameter, modern: bool) -> list[str]:
+    longdesc = param.longdesc.strip()
+    if modern:
+        # OCF 1.1 replaces unique="1" by unique-group: a group of one is the same promise.
+        attrs = f' unique-group="{_escape(param.name)}"' if param.unique else ""
+        attrs += f' required="{int(param.required)}"'
+        attrs += ' reloadable="1"' if param.reloadable else ""
+    else:
+        attrs = f' unique="{int(param.unique)}" required="{int(param.required)}"'
+        if param.replaced_by:
+            longdesc += f"\nDeprecated: use {param.replaced_by} instead."
+        elif param.deprecated:
+            longdesc += f"\nDeprecated: {param.deprecated}"
+    out = [
+        f'<parameter name="{_escape(param.name)}"{attrs}>',
+        f'<longdesc lang="en">\n{_escape(longdesc)}\n</longdesc>',
+        f'<shortdesc lang="en">{_escape(param.shortdesc)}</shortdesc>',
+    ]
+    if modern and param.is_deprecated:
+        out.append("<deprecated>")
+        if param.replaced_by:
+            out.append(f'<replaced-with name="{_escape(param.replaced_by)}" />')
+        if param.deprecated:
+            out.append(f'<desc lang="en">{_escape(param.deprecated)}</desc>')
+        out.append("</deprecated>")
+    out += [f'<content type="{param.type}" default="{_escape(param.default)}" />', "</parameter>"]
+    return out
 
 
 class ParamValues:
@@ -206,7 +240,7 @@ def _convert(param: Parameter, text: str) -> Value:
 
 
 def usage_text(spec: AgentSpec) -> str:
-    names = "|".join(act.name for act in spec.actions if act.name != "meta-data")
+    names = "|".join(dict.fromkeys(act.name for act in spec.actions if act.name != "meta-data"))
     return (
         f"usage: {spec.name} {{{names}|meta-data|usage}}\n\n"
         f"{spec.shortdesc}. Parameters come from OCF_RESKEY_* environment variables;\n"

@@ -1,6 +1,6 @@
 """The OCF resource agent contract: exit codes, the environment Pacemaker sets, booleans.
 
-Exports: OcfExit, OcfError, Environment, is_true, DEFAULT_RSCTMP.
+Exports: OcfExit, OcfError, Environment, ocf_version, is_true, DEFAULT_RSCTMP, OCF_1_0, OCF_1_1.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class OcfExit(enum.IntEnum):
     ERR_INSTALLED = 5
     ERR_CONFIGURED = 6
     NOT_RUNNING = 7
+    DEGRADED = 190  # OCF 1.1: running, but likely to fail soon (a monitor's answer only)
 
 
 class OcfError(Exception):
@@ -51,6 +52,18 @@ def is_true(value: str) -> bool | None:
     return None
 
 
+OCF_1_0 = (1, 0)
+OCF_1_1 = (1, 1)
+
+
+def ocf_version(environ: Mapping[str, str]) -> tuple[int, int]:
+    """The OCF version the caller speaks: Pacemaker 2.1 sets OCF_RA_VERSION_MAJOR/MINOR for
+    every action, meta-data included; ocf-tester and older managers set neither, meaning 1.0."""
+    major = _int_or(environ.get("OCF_RA_VERSION_MAJOR", ""), 0)
+    minor = _int_or(environ.get("OCF_RA_VERSION_MINOR", ""), 0)
+    return (major, minor) if major >= 1 else OCF_1_0
+
+
 _RESKEY = "OCF_RESKEY_"
 _META = "OCF_RESKEY_CRM_meta_"
 DEFAULT_RSCTMP = "/run/resource-agents"
@@ -71,7 +84,10 @@ class Environment:
                 self.meta[key[len(_META) :]] = value
             elif key.startswith(_RESKEY):
                 self.params[key[len(_RESKEY) :]] = value
-        self.check_level = _int_or(environ.get("OCF_CHECK_LEVEL", ""), 0)
+        level = environ.get("OCF_CHECK_LEVEL", "").strip()
+        # None when unset: validate-all tells "unset" (check this node) from an explicit 0.
+        self.check_level: int | None = int(level) if level.isdigit() else None
+        self.ocf_version = ocf_version(environ)
 
     @property
     def interval_ms(self) -> int:
@@ -81,6 +97,12 @@ class Environment:
     def is_probe(self) -> bool:
         """A one-off monitor Pacemaker runs to learn the state (interval 0), not a recurring one."""
         return self.action == "monitor" and self.interval_ms == 0
+
+    @property
+    def reports_degraded(self) -> bool:
+        """A degraded service may be answered 190: only to an OCF 1.1 manager's recurring
+        monitor (a probe's 190 leaves the resource shown as "(Monitoring)")."""
+        return self.action == "monitor" and not self.is_probe and self.ocf_version >= OCF_1_1
 
     def timeout_s(self, default_s: float) -> float:
         """The operation's timeout: Pacemaker kills the agent when it runs out."""

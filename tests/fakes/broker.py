@@ -1,11 +1,13 @@
 """Stand-ins for what the RPC services talk to: a TCP listener playing the AMQP broker, and a
-cinder-api that only answers os-services, each misbehaving on demand."""
+cinder-api that answers os-services and the two requests it passes over the RPC bus (a
+backend's capabilities, the scheduler's pools), each misbehaving on demand."""
 
 import datetime
 import http.server
 import json
 import socket
 import threading
+import urllib.parse
 from typing import Callable, Dict, List, Optional
 
 
@@ -56,6 +58,10 @@ class FakeServices:
     updated before the service under test started), frozen (up, last updated at frozen_at[host]:
     a server that just died), serving (updated now while serving() says the service under test
     runs, else frozen at its last report); status forces another HTTP status.
+
+    The round trips over the RPC bus: capabilities[host] and pools are "ok" (200), "hang" (no
+    answer until close: the service stopped consuming) or an HTTP status ("502": cinder's
+    RPCTimeout).
     """
 
     def __init__(self, binary: str) -> None:
@@ -67,6 +73,10 @@ class FakeServices:
         self.down_at: Dict[str, datetime.datetime] = {}
         self.frozen_at: Dict[str, datetime.datetime] = {}
         self.serving: Callable[[], bool] = lambda: False
+        self.capabilities: Dict[str, str] = {}
+        self.pools = "ok"
+        self.asked: List[str] = []  # the round trips' paths, in order
+        self._closing = threading.Event()
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
@@ -77,6 +87,7 @@ class FakeServices:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def close(self) -> None:
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -107,11 +118,27 @@ class FakeServices:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 fake.requests += 1
-                if "/os-services" not in self.path or not self.headers.get("X-Auth-Token"):
+                for marker, mode in (("/capabilities/", lambda: fake.capabilities.get(self._host(), "ok")),
+                                     ("/scheduler-stats/get_pools", lambda: fake.pools)):  # fmt: skip
+                    if marker in self.path and self.headers.get("X-Auth-Token"):
+                        fake.asked.append(self.path[self.path.index(marker) :])
+                        return self._round_trip(mode())
+                if "/os-services" not in self.path:
                     return self._answer(404, {"error": "not found"})
                 if fake.status != 200:
                     return self._answer(fake.status, {"error": "fake"})
                 return self._answer(200, fake._body())
+
+            def _host(self) -> str:
+                return urllib.parse.unquote(self.path.rsplit("/", 1)[1])
+
+            def _round_trip(self, mode: str) -> None:
+                if mode == "hang":
+                    fake._closing.wait(60)
+                    return None
+                if mode != "ok":
+                    return self._answer(int(mode), {"computeFault": {"message": "fake RPC trouble"}})
+                return self._answer(200, {"pools": [], "namespace": "OS::Storage::Capabilities::fake"})
 
             def _answer(self, status: int, body: dict) -> None:
                 data = json.dumps(body).encode()

@@ -10,6 +10,8 @@ address from [DEFAULT] like cinder and its behaviour from a [fake] section:
   ignore_term = yes: the parent and its workers ignore SIGTERM
   zombie = yes: the parent forks a child that exits at once and is never reaped (a zombie)
   tokens_file = file listing the tokens it accepts, one per line (re-read per request)
+  rpc = ok | hang | <HTTP status>: how GET .../scheduler-stats/get_pools, the request cinder-api
+        passes to a scheduler over the RPC bus, is answered (re-read per request)
 
 It stops on SIGTERM (unless told not to), taking its workers with it, as oslo.service does.
 """
@@ -83,8 +85,20 @@ def make_handler(mode: str, tokens_file: str) -> type:
             if mode == "reject403" and token:
                 return self.answer(403, b'{"error": "forbidden"}')
             if token and token in accepted(tokens_file):
+                if "/scheduler-stats/get_pools" in self.path:
+                    return self.round_trip()
                 return self.answer(200, b'{"volume_types": []}')
             return self.answer(401, b'{"error": "unauthorized"}')
+
+        def round_trip(self) -> None:
+            conf = configparser.ConfigParser()
+            conf.read(config_file())
+            rpc = conf.get("fake", "rpc", fallback="ok")
+            if rpc == "hang":
+                time.sleep(3600)
+            if rpc != "ok":
+                return self.answer(int(rpc), b'{"computeFault": {"message": "fake RPC trouble"}}')
+            return self.answer(200, b'{"pools": []}')
 
         def answer(self, status: int, body: bytes) -> None:
             self.send_response(status)

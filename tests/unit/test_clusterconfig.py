@@ -11,7 +11,14 @@ from typing import List
 
 import pytest
 
-from cinder_ocf.clusterconfig import ClusterPlan, crm_configuration, pcs_commands
+from cinder_ocf.agents import service
+from cinder_ocf.clusterconfig import (
+    DEEP_MONITORED,
+    SERVICE_ORDER,
+    ClusterPlan,
+    crm_configuration,
+    pcs_commands,
+)
 
 
 def cli(*args: str) -> "subprocess.CompletedProcess[str]":
@@ -27,7 +34,10 @@ def test_pcs_commands_follow_the_ha_guide_in_pcs_0_11_syntax() -> None:
     commands = [" ".join(argv) for argv in pcs_commands(plan)]
     api, scheduler, volume = commands[:3]
     assert api.startswith("pcs resource create cinder-api ocf:openstack:cinder-api config=/etc/cinder/")
-    assert api.endswith("op monitor interval=10s timeout=30s clone interleave=true")
+    assert api.endswith(
+        "op monitor interval=10s timeout=30s monitor interval=60s timeout=60s OCF_CHECK_LEVEL=20 "
+        "clone interleave=true"
+    )
     assert "--clone" not in " ".join(commands), "pcs 0.11 rejects the guide's --clone"
     assert scheduler.endswith("clone interleave=true --disabled")
     assert "start_grace=120" in volume and "clone" not in volume
@@ -44,6 +54,20 @@ def test_pcs_commands_follow_the_ha_guide_in_pcs_0_11_syntax() -> None:
     enable = "pcs resource enable cinder-scheduler cinder-volume vip"
     assert all(order(c) < order(enable) for c in constraints)
     assert commands[-1] == enable
+
+
+def test_the_deep_monitor_goes_to_the_agents_that_have_depth_20_checks() -> None:
+    assert tuple(name for name in SERVICE_ORDER if service(name).deep_checks) == DEEP_MONITORED
+    plan = ClusterPlan("/etc/cinder/cinder.conf", services=list(SERVICE_ORDER))
+    deep = [argv[3] for argv in pcs_commands(plan) if "OCF_CHECK_LEVEL=20" in argv]
+    assert deep == ["cinder-api", "cinder-scheduler", "cinder-volume"]
+    crm = crm_configuration(plan)
+    assert crm.count("    op monitor interval=60s timeout=60s OCF_CHECK_LEVEL=20") == 3
+    backup = "p_cinder-backup ocf:openstack:cinder-backup \\\n    params config=/etc/cinder/cinder.conf \\\n"
+    assert backup + "    op monitor interval=10s timeout=30s\n" in crm
+    none = ClusterPlan("/etc/cinder/cinder.conf", deep_monitor_interval_s=0)
+    assert not any("OCF_CHECK_LEVEL=20" in argv for argv in pcs_commands(none))
+    assert "OCF_CHECK_LEVEL" not in crm_configuration(none)
 
 
 def test_crm_configuration_has_the_same_shape() -> None:

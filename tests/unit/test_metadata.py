@@ -2,6 +2,7 @@
 
 import io
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,14 @@ from cinder_ocf.ocf import Environment, OcfError
 from tests.conftest import ROOT
 
 DTD_DIR = "/usr/share/resource-agents"
+OCF_1_1_RNG = "/usr/share/pcs/data/ocf-1.1.rng"  # the schema pcs checks meta-data with
+OCF_1_1_ENV = {"OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1"}
+# The 2013 agents' names, each with what replaces it (a parameter, or "" for cinder.conf).
+DEPRECATED = {"os_tenant_name": "os_project_name", "keystone_get_token_url": "os_auth_url",
+              "amqp_server_port": "", "multibackend": ""}  # fmt: skip
+# The parameters a change of which must restart the daemon: every other one only configures
+# the checks, and OCF 1.1's reload-agent applies it.
+RESTARTING = {"binary", "config", "user", "pid", "console_log", "additional_parameters"}
 
 
 @pytest.mark.nobody
@@ -33,14 +42,73 @@ def test_metadata_is_valid_against_ra_api_dtd(agents_dir: Path, name: str) -> No
     assert f'<resource-agent name="{name}"' in xml
 
 
+def _metadata(agents_dir: Path, name: str, environ: dict) -> str:
+    """meta-data as Pacemaker's tools ask for it, in an environment of only these variables."""
+    return subprocess.run(
+        [str(agents_dir / name), "meta-data"], env={"PATH": "/usr/bin:/bin", **environ},
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_pacemaker_that_speaks_ocf_1_1_gets_valid_1_1_meta_data(agents_dir: Path, name: str) -> None:
+    xml = _metadata(agents_dir, name, OCF_1_1_ENV)
+    lint = subprocess.run(
+        ["xmllint", "--noout", "--relaxng", OCF_1_1_RNG, "-"], input=xml, capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stderr
+    # 1.1 markup fails the 1.0 DTD: the dialect must follow the version, both ways.
+    dtd = subprocess.run(
+        ["xmllint", "--noout", "--valid", "-"], input=xml, cwd=DTD_DIR, capture_output=True, text=True
+    )
+    assert dtd.returncode != 0
+    root = ET.fromstring(xml)
+    assert root.findtext("version") == "1.1"
+    actions = root.find("actions")
+    assert actions is not None
+    assert [a.get("timeout") for a in actions.iter("action") if a.get("name") == "reload-agent"] == ["20s"]
+    for param in root.iter("parameter"):
+        shown = param.get("name")
+        reloadable = param.get("reloadable") == "1"
+        assert reloadable is (shown not in RESTARTING), shown
+        deprecated = param.find("deprecated")
+        assert (deprecated is not None) is (shown in DEPRECATED), shown
+        if deprecated is not None:
+            replaced = [r.get("name") for r in deprecated.iter("replaced-with")]
+            assert replaced == ([DEPRECATED[shown]] if DEPRECATED[shown] else []), shown
+            assert replaced or deprecated.findtext("desc"), f"{shown}: deprecated without saying why"
+
+
+@pytest.mark.parametrize("environ", [{}, {"OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "0"},
+                                     {"OCF_RA_VERSION_MAJOR": "x"}])  # fmt: skip
+def test_callers_that_speak_1_0_or_nothing_get_the_1_0_meta_data(agents_dir: Path, environ: dict) -> None:
+    xml = _metadata(agents_dir, "cinder-volume", environ)
+    assert xml == _metadata(agents_dir, "cinder-volume", {})
+    assert "<version>1.0</version>" in xml
+    for markup in ("reloadable", "<deprecated", "reload-agent", 'depth="20"'):
+        assert markup not in xml
+
+
+DEEP_AGENTS = {"cinder-api": True, "cinder-volume": True, "cinder-scheduler": True, "cinder-backup": False}
+
+
+@pytest.mark.parametrize(("name", "deep"), sorted(DEEP_AGENTS.items()))
+def test_the_deep_monitor_is_a_second_monitor_at_depth_20(agents_dir: Path, name: str, deep: bool) -> None:
+    root = ET.fromstring(_metadata(agents_dir, name, OCF_1_1_ENV))
+    actions = root.iter("action")
+    monitors = [(a.get("interval"), a.get("depth")) for a in actions if a.get("name") == "monitor"]
+    assert monitors == ([("10s", "0"), ("60s", "20")] if deep else [("10s", "0")])
+
+
 def test_metadata_escapes_every_text() -> None:
     spec = AgentSpec(
         "x", "1.0", 'short <&> "q"', "long & <b>", [Parameter("p", "s<", "l>&", default='a"b')], []
     )
-    xml = render_metadata(spec)
-    assert "short &lt;&amp;&gt; &quot;q&quot;" in xml
-    assert 'default="a&quot;b"' in xml
-    assert "<b>" not in xml
+    for version in ((1, 0), (1, 1)):
+        xml = render_metadata(spec, version)
+        assert "short &lt;&amp;&gt; &quot;q&quot;" in xml
+        assert 'default="a&quot;b"' in xml
+        assert "<b>" not in xml
 
 
 @pytest.mark.parametrize("name", sorted(AGENTS))

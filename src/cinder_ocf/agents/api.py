@@ -10,9 +10,10 @@ answers 0 and warns.
 
 from __future__ import annotations
 
-from cinder_ocf.agents.base import CREDENTIAL_PARAMETERS, STANDARD_ACTIONS, Service, daemon_parameters
+from cinder_ocf.agents.base import CREDENTIAL_PARAMETERS, Service, daemon_parameters, standard_actions
 from cinder_ocf.checks.api import api_authenticated, api_base, api_root
 from cinder_ocf.checks.context import Context
+from cinder_ocf.checks.deep import api_rpc_bus
 from cinder_ocf.checks.tokens import plain_get, validate_credentials, validate_url
 from cinder_ocf.metadata import AgentSpec, Parameter
 from cinder_ocf.ocf import OcfError, OcfExit
@@ -40,10 +41,11 @@ SPEC = AgentSpec(
             "osapi_volume_listen and osapi_volume_listen_port of cinder.conf, a wildcard "
             "address meaning loopback. A path such as the 2013 agent's /v1/ is ignored: the "
             "root and /v3 are checked.",
+            reloadable=True,
         ),
         *CREDENTIAL_PARAMETERS,
     ],
-    actions=STANDARD_ACTIONS,
+    actions=standard_actions(deep=True),
 )
 
 
@@ -74,6 +76,7 @@ SERVICE = Service(
     spec=SPEC,
     checks=(api_root, api_authenticated),
     derive_facts=derive_facts,
-    validators=(validate,),
+    check_validators=(validate,),
+    deep_checks=(api_rpc_bus,),
     before_spawn=nobody_else_answers,
 )

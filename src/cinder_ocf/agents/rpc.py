@@ -1,7 +1,7 @@
 """What cinder-volume, cinder-scheduler and cinder-backup share: their parameters, facts and
 validation.  Their checks are in checks/rpc.py.
 
-Exports: rpc_parameters, rpc_spec, rpc_service, derive_facts, validate, RPC_ACTIONS.
+Exports: rpc_parameters, rpc_spec, rpc_service, derive_facts, validate.
 """
 
 from __future__ import annotations
@@ -30,9 +30,6 @@ from cinder_ocf.openstack.facts import Facts
 
 HostsOf = Callable[[CinderConfig], tuple[str, ...]]
 
-# A service waits for its broker and its first heartbeat: longer starts and stops.
-RPC_ACTIONS = standard_actions(start_stop_s=120, validate_s=30)
-
 
 def rpc_parameters(binary: str) -> list[Parameter]:
     """The parameters of an RPC service agent: the daemon's, the checks', the 2013 agent's."""
@@ -55,7 +52,7 @@ def rpc_parameters(binary: str) -> list[Parameter]:
             f"+ kombu_reconnect_splay: 31 s by default). start waits at most this long for the "
             f"service to become healthy. Raise it for backends whose driver takes long to "
             f"initialise.",
-            type="integer", default="60", minimum=1, maximum=3600,
+            type="integer", default="60", minimum=1, maximum=3600, reloadable=True,
         ),
         Parameter(
             "url", "cinder-api URL for the heartbeat check",
@@ -64,6 +61,7 @@ def rpc_parameters(binary: str) -> list[Parameter]:
             f"endpoint of the Keystone catalog, internal else public. The heartbeat check "
             f"needs Keystone credentials with the admin role (cinder's own service user in "
             f"[keystone_authtoken] has it).",
+            reloadable=True,
         ),
         *CREDENTIAL_PARAMETERS,
         REGION_PARAMETER,
@@ -73,21 +71,29 @@ def rpc_parameters(binary: str) -> list[Parameter]:
             "to this port on every broker host of transport_url instead of the ports the URL "
             "gives. Leave it unset: the hosts and ports come from cinder.conf's transport_url "
             "(a host without a port: 5672, and with TLS 5671 too).",
-            type="integer", default="5672", minimum=1, maximum=65535,
+            type="integer", default="5672", minimum=1, maximum=65535, reloadable=True,
+            deprecated="the broker's hosts and ports come from transport_url in cinder.conf",
         ),
     ]  # fmt: skip
 
 
 def rpc_spec(
-    name: str, binary: str, shortdesc: str, longdesc: str, extra: Sequence[Parameter] = ()
+    name: str,
+    binary: str,
+    shortdesc: str,
+    longdesc: str,
+    extra: Sequence[Parameter] = (),
+    deep: bool = False,
 ) -> AgentSpec:
+    """deep: the agent has depth-20 checks (a second monitor in OCF 1.1 meta-data)."""
     return AgentSpec(
         name=name,
         version="1.0",
         shortdesc=shortdesc,
         longdesc=longdesc,
         parameters=[*rpc_parameters(binary), *extra],
-        actions=RPC_ACTIONS,
+        # A service waits for its broker and its first heartbeat: longer starts and stops.
+        actions=standard_actions(start_stop_s=120, validate_s=30, deep=deep),
     )
 
 
@@ -132,7 +138,6 @@ def derive_facts(hosts_of: HostsOf, ctx: Context, config: CinderConfig) -> Facts
 
 
 def validate(ctx: Context, config: CinderConfig) -> None:
-    validate_url(ctx)
     parsed = transport(ctx, config)
     if not config.transport_url.strip():
         ctx.log.warning(
@@ -149,6 +154,7 @@ def validate(ctx: Context, config: CinderConfig) -> None:
 
 
 def validate_monitoring(ctx: Context, config: CinderConfig) -> None:
+    validate_url(ctx)
     validate_credentials(ctx, "the monitor checks processes and AMQP connections only")
 
 
@@ -159,6 +165,7 @@ def rpc_service(
     validators: Sequence[Validator] = (),
     hosts_of: HostsOf = own_host,
     one_server_per_host: bool = False,
+    deep_checks: Sequence[Check] = (),
 ) -> Service:
     """one_server_per_host: start refuses while another server reports for the service's hosts,
     and the monitor counts the servers on their queues (checks/service_host.py)."""
@@ -166,7 +173,9 @@ def rpc_service(
         spec=spec,
         checks=(*checks, one_server) if one_server_per_host else checks,
         derive_facts=functools.partial(derive_facts, hosts_of),
-        validators=(validate, *validators, validate_monitoring),
+        validators=(validate, *validators),
+        check_validators=(validate_monitoring,),
+        deep_checks=deep_checks,
         before_spawn=nobody_else_serves if one_server_per_host else None,
         give_up=give_up_after_grace,
         wants_endpoint=True,

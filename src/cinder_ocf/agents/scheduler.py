@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from cinder_ocf.agents.rpc import rpc_service, rpc_spec
 from cinder_ocf.checks.context import Context
+from cinder_ocf.checks.deep import scheduler_round_trip
 from cinder_ocf.openstack.conf import CinderConfig
 
 _LONGDESC = (
@@ -21,14 +22,16 @@ _LONGDESC = (
 )
 
 SPEC = rpc_spec(
-    "cinder-scheduler", "cinder-scheduler", "OpenStack Block Storage scheduler (cinder-scheduler)", _LONGDESC
-)
+    "cinder-scheduler", "cinder-scheduler", "OpenStack Block Storage scheduler (cinder-scheduler)", _LONGDESC,
+    deep=True,
+)  # fmt: skip
 ALIAS_SPEC = rpc_spec(
     "cinder-schedule",
     "cinder-scheduler",
     "OpenStack Block Storage scheduler (deprecated name: use cinder-scheduler)",
     "Deprecated: the 2013 shell agent's name, kept so that existing resources keep working. Use "
     "ocf:openstack:cinder-scheduler, which is the same agent. " + _LONGDESC,
+    deep=True,
 )
 
 
@@ -38,5 +41,7 @@ def deprecated_name(ctx: Context, config: CinderConfig) -> None:
     )
 
 
-SERVICE = rpc_service(SPEC, "cinder-scheduler")
-ALIAS_SERVICE = rpc_service(ALIAS_SPEC, "cinder-scheduler", validators=(deprecated_name,))
+SERVICE = rpc_service(SPEC, "cinder-scheduler", deep_checks=(scheduler_round_trip,))
+ALIAS_SERVICE = rpc_service(
+    ALIAS_SPEC, "cinder-scheduler", validators=(deprecated_name,), deep_checks=(scheduler_round_trip,)
+)

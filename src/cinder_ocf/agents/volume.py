@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from cinder_ocf.agents.rpc import rpc_service, rpc_spec
 from cinder_ocf.checks.context import Context
+from cinder_ocf.checks.deep import backend_round_trips
 from cinder_ocf.checks.rpc import amqp_each_backend, backend_processes, heartbeat
 from cinder_ocf.checks.service_host import GUARD_PARAMETER
 from cinder_ocf.metadata import Parameter
@@ -41,9 +42,11 @@ SPEC = rpc_spec(
             "multibackend", "Several backends (2013 agent, ignored)",
             "Accepted from the 2013 shell agent and ignored: the backends are read from "
             "enabled_backends in cinder.conf, and each one is checked.",
-            type="boolean", default="false",
+            type="boolean", default="false", reloadable=True,
+            deprecated="the backends come from enabled_backends in cinder.conf",
         ),
     ],
+    deep=True,
 )  # fmt: skip
 
 
@@ -95,4 +98,5 @@ SERVICE = rpc_service(
     validators=(validate_backends,),
     hosts_of=backend_hosts,
     one_server_per_host=True,
+    deep_checks=(backend_round_trips,),
 )

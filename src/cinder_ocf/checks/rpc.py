@@ -2,7 +2,7 @@
 the database: cinder-volume, cinder-scheduler, cinder-backup.
 
 Exports: service_processes, backend_processes, amqp_any, amqp_each_backend, heartbeat,
-os_services_rows, row_updated, give_up_after_grace, RESPAWN_WAIT_S.
+os_services_rows, api_v3, row_updated, give_up_after_grace, RESPAWN_WAIT_S.
 
 1. processes: the leader is ours (the supervisor's status); cinder-volume also has one live
    child per enabled backend.  oslo.service respawns a backend child that dies (~0.5 s here):
@@ -241,26 +241,28 @@ def _epoch(stamp: Any) -> float | None:
     return moment.replace(tzinfo=timezone.utc).timestamp()
 
 
-def _services_base(ctx: Context, project_id: str, endpoint: str) -> str:
+def api_v3(ctx: Context, token: keystone.Token) -> str:
+    """The block-storage v3 base of the RPC services' checks (.../v3/{project}): from url, else
+    the catalog's endpoint; Finding SKIPPED when there is neither."""
     url = ctx.params.text("url").strip().rstrip("/")
     if not url:
-        return endpoint
-    for suffix in (f"/{project_id}", "/v3", "/v2", "/v1"):
+        if not token.endpoint:
+            raise Finding(Status.SKIPPED, _NO_ENDPOINT)
+        return token.endpoint
+    for suffix in (f"/{token.project_id}", "/v3", "/v2", "/v1"):
         if url.endswith(suffix):
             url = url[: -len(suffix)]
-    return f"{url}/v3/{project_id}"
+    return f"{url}/v3/{token.project_id}"
 
 
-def os_services_rows(ctx: Context, skip: str, outage: str) -> list[dict[str, Any]]:
-    """The service's rows of cinder-api's os-services.  Raises Finding (SKIPPED without
-    credentials, DEGRADED when Keystone or cinder-api fail) with skip or outage appended."""
-    binary = ctx.service.os_services_binary
+def os_services_rows(ctx: Context, skip: str, outage: str, binary: str = "") -> list[dict[str, Any]]:
+    """The rows of binary (default: the service's own) in cinder-api's os-services.  Raises
+    Finding (SKIPPED without credentials, DEGRADED when Keystone or cinder-api fail) with skip
+    or outage appended."""
+    binary = binary or ctx.service.os_services_binary
 
     def url_of(token: keystone.Token) -> str:
-        base = _services_base(ctx, token.project_id, token.endpoint)
-        if not base:
-            raise Finding(Status.SKIPPED, _NO_ENDPOINT)
-        return f"{base}/os-services?binary={binary}"
+        return f"{api_v3(ctx, token)}/os-services?binary={binary}"
 
     try:
         done = authenticated_get(ctx, url_of, skip, outage)

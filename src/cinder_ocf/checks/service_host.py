@@ -1,7 +1,7 @@
 """One service host, one server: cinder-volume (and a primitive cinder-backup) never run twice
 for the same host@backend (issue 11).
 
-Exports: GUARD_PARAMETER, guarded, nobody_else_serves, one_server, QUEUE_LAYOUT.
+Exports: GUARD_PARAMETER, guarded, nobody_else_serves, one_server, transport, QUEUE_LAYOUT.
 
 Two servers of one service host consume the same RPC queues, and the one that starts runs
 cinder's start-up cleanup (volumes in `creating` set to `error`, deletes re-run, backups
@@ -50,7 +50,7 @@ GUARD_PARAMETER = Parameter(
     "host's queues. Turn it off only where fencing alone is trusted to prevent two servers "
     "and the failover must not wait for the last heartbeat. A cloned cinder-backup is not "
     "guarded: it runs one server per node by design.",
-    type="boolean", default="true",
+    type="boolean", default="true", reloadable=True,
 )  # fmt: skip
 
 
@@ -152,10 +152,9 @@ def one_server(ctx: Context) -> tuple[Status, str]:
         [(p.format(topic=binary, host=host, short=host.partition("@")[0]), per) for p, per in layout]
         for host in facts.service_hosts
     ]
-    transport = _transport(ctx)
     try:
         counts = queues.consumer_counts(
-            transport, facts.brokers, [q for pairs in names for q, _ in pairs], facts.tls,
+            transport(ctx), facts.brokers, [q for pairs in names for q, _ in pairs], facts.tls,
             facts.ca_file, ctx.check_timeout(),
         )  # fmt: skip
     except queues.QueueError as err:
@@ -194,7 +193,8 @@ def one_server(ctx: Context) -> tuple[Status, str]:
     return Status.OK, f"one server per service host ({', '.join(seen)})"
 
 
-def _transport(ctx: Context) -> broker.Transport:
+def transport(ctx: Context) -> broker.Transport:
+    """transport_url parsed, its passwords registered as secrets before anything logs."""
     parsed = broker.parse_transport_url(ctx.transport_url())
     for secret in parsed.secrets:
         ctx.log.add_secret(secret)

@@ -18,10 +18,10 @@ import subprocess
 from collections.abc import Iterator
 
 from cinder_ocf import trusted
-from cinder_ocf.agents.base import Service
+from cinder_ocf.agents.base import DEEP, TOKEN_PARAMETERS, Service
 from cinder_ocf.checks import Status, run_checks, verdict, waiting_for
 from cinder_ocf.checks.context import Clock, Context, Deadline, SystemClock
-from cinder_ocf.checks.tokens import Tokens, resolve_credentials
+from cinder_ocf.checks.tokens import Tokens, resolve_credentials, validate_url
 from cinder_ocf.log import Logger
 from cinder_ocf.metadata import parse_params
 from cinder_ocf.ocf import Environment, OcfError, OcfExit
@@ -90,13 +90,14 @@ class Supervisor:
         self.deadline = Deadline(self.clock, max(0.0, timeout - margin(timeout) - spent))
         self._arguments: list[str] | None = None
         self._inputs: str | None = None
+        self._watched: list[str] | None = None
         self._config: CinderConfig | None = None
         self.ctx = self._context()
 
     # ---------------------------------------------------------------- what the checks get
     def _context(self) -> Context:
         tokens = Tokens(
-            lambda: keystone.TokenCache(self.state_path("token"), self.inputs),
+            lambda: keystone.TokenCache(self.state_path("token"), self.token_inputs),
             self.state_path("nocreds"),
             self._credentials,
             self._check_timeout,
@@ -151,15 +152,28 @@ class Supervisor:
             self._config = load_config(*self.config_sources())
         return self._config
 
-    @property
-    def inputs(self) -> str:
-        """Fingerprint of everything the caches derive from: parameters and watched files."""
-        if self._inputs is None:
+    def watched(self) -> list[str]:
+        """The files the caches derive from: cinder.conf and its includes, clouds.yaml."""
+        if self._watched is None:
             paths = watched_paths(*self.config_sources())
             if self.params.text("os_cloud"):
                 paths += keystone.clouds_yaml_paths(self.env.environ)
-            self._inputs = fingerprint(self.env.params, paths)
+            self._watched = paths
+        return self._watched
+
+    @property
+    def inputs(self) -> str:
+        """Fingerprint of everything the caches derive from: parameters and watched files (a
+        parameter changed by reload-agent invalidates them at the next monitor)."""
+        if self._inputs is None:
+            self._inputs = fingerprint(self.env.params, self.watched())
         return self._inputs
+
+    @property
+    def token_inputs(self) -> str:
+        """The fingerprint of what the token derives from: the credentials' parameters only."""
+        params = {key: value for key, value in self.env.params.items() if key in TOKEN_PARAMETERS}
+        return fingerprint(params, self.watched())
 
     def transport_url(self) -> str:
         """cinder.conf's transport_url, kept 0600 in HA_RSCTMP under the inputs' fingerprint so
@@ -190,6 +204,11 @@ class Supervisor:
 
     # ---------------------------------------------------------------- actions
     def validate_all(self) -> OcfExit:
+        """OCF_CHECK_LEVEL=0 set explicitly: the parameters alone (a tool may ask on a node
+        without cinder); unset or 10: this node too (binary, user, cinder.conf, directories)."""
+        self._validate_parameters()
+        if self.env.check_level == 0:
+            return OcfExit.SUCCESS
         self._binary_path()
         user = self._user()
         config = self.config()
@@ -198,11 +217,23 @@ class Supervisor:
             if why:
                 raise OcfError(OcfExit.ERR_CONFIGURED, f"user {user.name} cannot read {path}: {why}")
         self._check_pid_directory()
-        console_log = self.params.text("console_log")
-        if console_log and not os.path.isabs(console_log):
-            raise OcfError(OcfExit.ERR_CONFIGURED, f"console_log {console_log!r} is not an absolute path")
-        for validator in self.service.validators:
+        for validator in (*self.service.validators, *self.service.check_validators):
             validator(self.ctx, config)
+        return OcfExit.SUCCESS
+
+    def reload_agent(self) -> OcfExit:
+        """OCF 1.1: Pacemaker changed reloadable parameters only, the ones that configure the
+        checks.  They were parsed strictly (a bad value answers 6, as start would) and their
+        validators run; no process is touched.  The caches are keyed by what they derive from,
+        so the next monitor rebuilds what the change invalidated."""
+        config = self.config()
+        for validator in self.service.check_validators:
+            validator(self.ctx, config)
+        names = ", ".join(p.name for p in self.spec.parameters if p.reloadable and self.params.given(p.name))
+        self.log.info(
+            f"reload-agent: the next monitor uses the reloadable parameters as now set "
+            f"({names or 'all at their defaults'}); no process was touched"
+        )
         return OcfExit.SUCCESS
 
     def status(self) -> OcfExit:
@@ -287,11 +318,21 @@ class Supervisor:
                 )
 
     def monitor(self) -> OcfExit:
+        """0 healthy, 1 failed; a dependency's outage is 0 with a warning, or DEGRADED (190)
+        with the warning as exit reason to an OCF 1.1 manager's recurring monitor.  With
+        OCF_CHECK_LEVEL 20 the deep checks follow checks that found nothing amiss."""
         code = self.status()
         if code != OcfExit.SUCCESS:
             return code
         results = run_checks(self.ctx, self.service.checks)
+        if (self.env.check_level or 0) >= DEEP and self.service.deep_checks:
+            if all(r.status in (Status.OK, Status.SKIPPED) for r in results):
+                results += run_checks(self.ctx, self.service.deep_checks)
+            else:
+                self.log.info("the depth-20 checks wait until the others find nothing amiss")
         code, reason, warnings = verdict(results)
+        if code == OcfExit.SUCCESS and warnings and self.env.reports_degraded:
+            raise OcfError(OcfExit.DEGRADED, "; ".join(warnings))
         for warning in warnings:
             self.log.warning(warning)
         if code != OcfExit.SUCCESS:
@@ -413,9 +454,18 @@ class Supervisor:
             raise OcfError(OcfExit.ERR_PERM, f"only root can run {self.name} as {user.name}")
         return user
 
+    def _validate_parameters(self) -> None:
+        """What the parameters say by themselves, read nowhere else (values were parsed)."""
+        self.arguments  # noqa: B018 - raises OcfError when additional_parameters cannot be split
+        for name in ("pid", "console_log"):
+            path = self.params.text(name)
+            if path and not os.path.isabs(path):
+                raise OcfError(OcfExit.ERR_CONFIGURED, f"{name} {path!r} is not an absolute path")
+        for name in ("url", "os_auth_url"):
+            if self.spec.declares(name):
+                validate_url(self.ctx, name)
+
     def _check_pid_directory(self) -> None:
-        if not os.path.isabs(self.pid_path):
-            raise OcfError(OcfExit.ERR_CONFIGURED, f"pid {self.pid_path!r} is not an absolute path")
         directory = os.path.dirname(self.pid_path) or "."
         if not os.path.isdir(directory):
             return  # created on start, or start says why it cannot be
