@@ -112,14 +112,17 @@ def find_strays(
     ours leads.  The process table is read once."""
     prog = os.path.basename(binary)
     matched: dict[int, psutil.Process] = {}
-    for proc in psutil.process_iter(["cmdline", "ppid", "status"]):
-        info = proc.info
-        cmdline = info["cmdline"]
-        if not cmdline or info["status"] in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+    parents: dict[int, int] = {}
+    # The command line alone first (a zombie's is empty): most processes run something else,
+    # and what else is read (a second parse of /proc/PID/stat each) is read for the few left.
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"]
+        if not cmdline or not any(os.path.basename(arg) == prog for arg in cmdline[:4]):
             continue
-        if not any(os.path.basename(arg) == prog for arg in cmdline[:4]):
-            continue  # cheap first: most processes run something else
         try:
+            if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                continue
+            parent_pid = proc.ppid()
             cwd = proc.cwd()
             args = _script_args(cmdline, binary, cwd)
             if args is None or _config_set(args, cwd, prog, defaults) != sources:
@@ -129,9 +132,10 @@ def find_strays(
         except psutil.Error:
             continue
         matched[proc.pid] = proc
+        parents[proc.pid] = parent_pid
     found = []
     for pid, proc in sorted(matched.items()):
-        if proc.info["ppid"] in matched:
+        if parents[pid] in matched:
             continue  # a child of a copy (a backend process): it goes with its parent
         identity = processes.identity_of(pid)
         if identity is None:
