@@ -111,7 +111,8 @@ def _report(stream: TextIO, status: str, name: str, seconds: float, detail: str)
 def parameter_reference(name: str) -> str:
     """Markdown table of an agent's parameters, from its meta-data (the README's reference)."""
     spec = service(name).spec
-    rows = [f"### {name}", "", "| parameter | default | change applied by | description |", "|---|---|---|---|"]
+    head = "| parameter | default | change applied by | description |"
+    rows = [f"### {name}", "", head, "|---|---|---|---|"]
     for param in spec.parameters:
         text = " ".join(param.longdesc.split()).replace("|", "\\|")
         if param.replaced_by:
