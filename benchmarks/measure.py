@@ -390,6 +390,7 @@ class Bench:
             "fake_backends": {},
             "imports": {},
             "profile": {},
+            "deep": {},
         }
         self.scratch = self._dir("cinder-ocf-bench-")
         self.scratch.chmod(0o700)
@@ -1068,7 +1069,16 @@ class Bench:
                     self.agents_dir / "cinder-volume",
                     self._dir("cinder-ocf-bench-rsc-"),
                     f"bench-fake-volume-{count}",
-                    {"binary": str(binary), "config": str(config), "user": "root", "start_grace": "30"},
+                    # The holding listener is no AMQP broker: nothing to count the servers of a
+                    # service host with (a broker that accepts and never answers costs the
+                    # consumer count its whole check_timeout).
+                    {
+                        "binary": str(binary),
+                        "config": str(config),
+                        "user": "root",
+                        "start_grace": "30",
+                        "guard_service_host": "false",
+                    },
                 )
                 self.started.append(resource)
                 made[count] = resource
@@ -1116,6 +1126,74 @@ class Bench:
         self._check(measured(resource, "stop", STOP_TIMEOUT_S), resource, "stop")
         self.started.remove(resource)
 
+    # -------------------------------------------------------------- depth 20 (issue 12)
+    def deep_detection(self) -> None:
+        """How long until a SIGSTOPped service is reported: the depth-20 monitor (a round trip
+        over the RPC bus) against the heartbeat path (os-services says down), for a backend
+        process of cinder-volume and for cinder-scheduler, at the default check_timeout."""
+        assert self.stack is not None
+        names = ("cinder-scheduler", "cinder-volume")
+        agents = {
+            name: self.resource(name, f"bench-deep-{name}", self._dir("cinder-ocf-bench-rsc-"))
+            for name in names
+        }
+        for agent in agents.values():
+            self.started.append(agent)
+            self._check(measured(agent, "start", START_TIMEOUT_S), agent, "start")
+        try:
+            for name, agent in agents.items():
+                leader = agent.leader()
+                assert leader is not None
+                silent = children(leader)[-1] if name == "cinder-volume" else leader
+                self.results["deep"][name] = self._silent_seen(agent, silent)
+                LOG.info("%s silent: %s", name, self.results["deep"][name])
+        finally:
+            for agent in agents.values():
+                self.final_stop_quiet(agent)
+
+    def _silent_seen(self, agent: Agent, silent: int) -> Dict[str, Any]:
+        deep = {"OCF_CHECK_LEVEL": "20", "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1"}
+
+        def monitor(env: Dict[str, str]) -> Run:
+            return run_measured(agent.argv("monitor"), {**_environment(agent, "monitor", 60.0), **env}, 70.0)
+
+        healthy = time.monotonic() + 60
+        while monitor(deep).rc != 0:  # the scheduler learns of the backends within seconds
+            if time.monotonic() > healthy:
+                raise RuntimeError(f"{agent.instance}: the depth-20 monitor never passed")
+            time.sleep(1)
+        figures: Dict[str, Any] = {}
+        for path, env in (("depth 20", deep), ("heartbeat", {})):
+            os.kill(silent, signal.SIGSTOP)
+            began = time.monotonic()
+            try:
+                while True:
+                    run = monitor(env)
+                    if run.rc == 1 or time.monotonic() - began > 120:
+                        break
+                    time.sleep(0.5)
+                reason = run.stderr.rsplit("ocf-exit-reason:", 1)[-1].strip()[:300]
+                figures[path] = {
+                    "seen_after_s": round(time.monotonic() - began, 1),
+                    "rc": run.rc,
+                    "reason": reason,
+                }
+            finally:
+                os.kill(silent, signal.SIGCONT)
+            healthy = time.monotonic() + 90
+            while monitor(deep).rc != 0:  # reporting and answering again before the next path
+                if time.monotonic() > healthy:
+                    raise RuntimeError(f"{agent.instance}: not healthy again after SIGCONT")
+                time.sleep(1)
+        assert self.stack is not None
+        conf = self._read_conf(self.stack.cinder_conf)
+        return {
+            "check_timeout_s": int(agent.params.get("check_timeout", "10")),  # the agent's default
+            "service_down_time_s": conf.getint("DEFAULT", "service_down_time", fallback=60),
+            "report_interval_s": conf.getint("DEFAULT", "report_interval", fallback=10),
+            **figures,
+        }
+
     # -------------------------------------------------------------- the whole run
     def run(self) -> None:
         self.setup()
@@ -1143,6 +1221,8 @@ class Bench:
         if not self.args.agents or "cinder-volume" in self.args.agents:
             self.backends(api)
             self.fake_backends(api)
+        if not self.args.agents or "cinder-volume" in self.args.agents:
+            self.deep_detection()
         self.final_stop(api)
 
 

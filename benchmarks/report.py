@@ -20,6 +20,7 @@ LOG = logging.getLogger("bench")
 HERE = Path(__file__).resolve().parent
 README = HERE.parent / "README.md"
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+DEEP_START, DEEP_END = "<!-- deep:start -->", "<!-- deep:end -->"  # README's depth-20 figures
 NET_CONNECTIONS = "psutil net_connections (the kernel's connection table)"  # as in measure.py
 
 
@@ -454,6 +455,35 @@ def profile_lines(results: Dict[str, Any]) -> List[str]:
     return out
 
 
+def deep_lines(results: Dict[str, Any]) -> List[str]:
+    """Issue 12: a SIGSTOPped service seen by the depth-20 monitor and by the heartbeat path."""
+    out = [
+        "## Depth 20: a silent service seen over the RPC bus, against its heartbeat",
+        "",
+        "The process SIGSTOPped (alive, connected, `up` in os-services until service_down_time), "
+        "then a monitor every 0.5 s until one answers 1: with OCF_CHECK_LEVEL=20 (get_capabilities "
+        "of each backend, get_pools of the scheduler, through cinder-api), and at depth 0 (the "
+        "heartbeat path).",
+        "",
+    ]
+    return [*out, *(deep_table(results) or ["Not measured in this run."])]
+
+
+def deep_table(results: Dict[str, Any]) -> List[str]:
+    rows = []
+    for name, fig in (results.get("deep") or {}).items():
+        what = "a cinder-volume backend process" if name == "cinder-volume" else name
+        rows.append(
+            f"| {what} | {fig['check_timeout_s']} | {fig['depth 20']['seen_after_s']} | "
+            f"{fig['service_down_time_s']} | {fig['heartbeat']['seen_after_s']} |"
+        )
+    if not rows:
+        return []
+    head = ("| SIGSTOPped | check_timeout s | depth 20: monitor 1 after s | service_down_time s | "
+            "heartbeat (depth 0): monitor 1 after s |")  # fmt: skip
+    return [head, "|---|---|---|---|---|", *rows]
+
+
 def summary_text(results: Dict[str, Any]) -> str:
     """What make bench prints at the end: point 8's table and every target, met or not."""
     return "\n".join(
@@ -466,6 +496,8 @@ def summary_text(results: Dict[str, Any]) -> str:
             *targets_table(results),
             "",
             f"Targets met: {sum(met for _, met, _ in targets(results))} of {len(targets(results))}.",
+            "",
+            *deep_lines(results),
             "",
         ]
     )
@@ -618,6 +650,7 @@ def results_md(results: Dict[str, Any]) -> str:
                     else "- | - | - |"
                 )
             )
+    out += ["", *deep_lines(results)]
     cluster = results.get("cluster")
     out += ["", "## Cluster (tests/cluster, benchmarks/cluster-results.json)", ""]
     if cluster:
@@ -719,15 +752,17 @@ def _renew_margin(results: Dict[str, Any]) -> float:
     return next((t["renew_margin_s"] for t in results["tokens"].values()), RENEW_MARGIN_S)
 
 
-def update_readme(table: str, readme: Path = README) -> None:
-    """The table between the README's bench markers, replaced."""
+def update_readme(
+    table: str, readme: Path = README, start: str = README_START, end: str = README_END
+) -> None:
+    """The table between the README's markers start and end, replaced."""
     text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        LOG.warning("%s has no %s/%s markers: table not updated", readme.name, README_START, README_END)
+    if start not in text or end not in text:
+        LOG.warning("%s has no %s/%s markers: table not updated", readme.name, start, end)
         return
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_START}\n{table}\n{README_END}{tail}")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{table}\n{end}{tail}")
 
 
 def write(results: Dict[str, Any], out: Path = HERE, readme: bool = True) -> str:
@@ -741,6 +776,8 @@ def write(results: Dict[str, Any], out: Path = HERE, readme: bool = True) -> str
     (out / "results.md").write_text(markdown)
     if readme:
         update_readme(readme_table(results))
+        if results.get("deep"):
+            update_readme("\n".join(deep_table(results)), start=DEEP_START, end=DEEP_END)
     return markdown
 
 

@@ -78,6 +78,7 @@ PROVIDER_DIR = Path("/usr/lib/ocf/resource.d/openstack")
 HA_RSCTMP = "/run/resource-agents"  # on each node's own /run tmpfs
 CLIENT_SCRIPT = Path(__file__).resolve().with_name("client.py")
 VIP_RESOURCE = VIP_ID
+OCF_DEGRADED = 190  # OCF 1.1: running, but likely to fail soon
 # What each node has of its own (harness.py mounts them per node): nothing the nodes run may
 # live there, e.g. a stack venv in /tmp is invisible to them.
 NODE_PRIVATE = ("/tmp", "/run", "/dev/shm", "/etc/corosync", "/var/lib/corosync", "/var/lib/pacemaker",
@@ -358,6 +359,25 @@ class OutageResult:
     warnings: Dict[str, List[str]]  # node -> the agent's log lines about Keystone
     api_status: Dict[str, str]  # node -> GET / status during the outage
     token_renewed_s: float  # Keystone back -> every node cached a new token
+    # OCF 1.1: (primitive, node) -> exit reason of each recurring monitor answering degraded
+    # (190) during the outage; how long after the dependency was back none did; what crm_mon
+    # still listed under "Failed Resource Actions" then, until the cleanup that follows.
+    degraded: Dict[Tuple[str, str], str] = field(default_factory=dict)
+    degraded_cleared_s: float = 0.0
+    still_listed: List[str] = field(default_factory=list)
+
+
+@dataclass
+class ParameterChange:
+    """`pcs resource update` of one service's parameters: what Pacemaker did on each node."""
+
+    params: Dict[str, str]
+    seconds: float  # the command -> the cluster settled
+    pids_before: Dict[str, List[int]]  # node -> the daemon's processes
+    pids_after: Dict[str, List[int]]
+    operations_before: Dict[str, str]  # node -> the last start/stop/probe Pacemaker recorded
+    operations_after: Dict[str, str]
+    reloaded: Dict[str, List[str]]  # node -> what the agent logged of a reload-agent
 
 
 @dataclass
@@ -428,11 +448,15 @@ class Deployment:
         state_dir: Optional[str] = None,
         nodes: int = 2,
         tool: str = "pcs",
+        deep_monitor_interval_s: int = 0,
     ) -> None:
+        """deep_monitor_interval_s: of the depth-20 monitors (0: none, so that a scenario's
+        failure is found by the depth-0 checks it is about)."""
         if tool not in ("pcs", "crm"):
             raise ValueError(f"configure with pcs or crm, not {tool}")
         self.nodes = nodes
         self.tool = tool  # pcs commands, or crmsh's configuration (ids p_*, cl_*)
+        self.deep_monitor_interval_s = deep_monitor_interval_s
         self.stack_venv = Path(stack_venv)
         self.agent_python = agent_python
         self.services = tuple(services)
@@ -623,6 +647,7 @@ class Deployment:
             monitor_interval_s=MONITOR_INTERVAL_S,
             monitor_timeout_s=MONITOR_TIMEOUT_S,
             params={s.agent: s.resource_params(self.stack) for s in self.services},
+            deep_monitor_interval_s=self.deep_monitor_interval_s,
         )
 
     def _configure(self) -> None:
@@ -707,6 +732,20 @@ class Deployment:
                     if op.get("id", "").endswith("_last_0"):
                         key = (rsc.get("id", ""), node_state.get("uname", ""))
                         found[key] = f"{op.get('operation')} call {op.get('call-id')} rc {op.get('rc-code')}"
+        return found
+
+    def recurring_monitors(self, interval_s: int) -> Dict[Tuple[str, str], Tuple[int, str]]:
+        """(primitive, node) -> (rc, exit reason) of the last run of its monitor every
+        interval_s, as the CIB's status records it.  Not the
+        <rsc>_last_failure_0 record, which keeps an earlier result until a cleanup."""
+        xml = self.c.on(self.c.running_nodes[0], "cibadmin", "--query", "--scope", "status").stdout
+        found = {}
+        for node_state in ET.fromstring(xml).iter("node_state"):
+            for rsc in node_state.iter("lrm_resource"):
+                for op in rsc.iter("lrm_rsc_op"):
+                    if op.get("id") == f"{rsc.get('id')}_monitor_{interval_s * 1000}":
+                        key = (rsc.get("id", ""), node_state.get("uname", ""))
+                        found[key] = (int(op.get("rc-code", "-1")), op.get("exit-reason", ""))
         return found
 
     def pid_file(self, node: str, agent: str = API.agent) -> str:
@@ -869,6 +908,8 @@ class Deployment:
         warnings = {n: _keystone_lines(self.agent_log(n), log_offsets[n]) for n in self.c.nodes}
         fails_after = self.fail_counts()
         ops_after = self.last_operations()
+        degraded = self.degraded_listed()
+        self.say(f"Degraded (190) monitors: {sorted(degraded)}")
         self.say("Starting Keystone again.")
         self._svc.submit(self.stack.start_keystone).result()
         outage = self.timings.record("keystone_outage_s", time.monotonic() - t0, "Keystone stopped")
@@ -878,6 +919,15 @@ class Deployment:
         token_renewed = self.timings.record(
             "keystone_token_renewed_s", time.monotonic() - t1, "Keystone back -> every monitor has a token"
         )
+        # Cleared by itself: no monitor has warned about Keystone (answered degraded) for two
+        # intervals, while nothing was restarted.
+        wait_for(lambda: self._quiet_since(log_offsets, "Keystone", 2 * MONITOR_INTERVAL_S),
+                 6 * MONITOR_INTERVAL_S + 10, "no monitor degraded by Keystone")  # fmt: skip
+        cleared = self.timings.record(
+            "keystone_degraded_cleared_s", time.monotonic() - t1,
+            "Keystone back -> no monitor degraded for two intervals",
+        )  # fmt: skip
+        still_listed = self.forget_degraded()
         for node, lines in warnings.items():
             self.say(f"{node}'s log: {lines[-1] if lines else '(no warning about Keystone)'}")
         return OutageResult(
@@ -890,7 +940,63 @@ class Deployment:
             warnings=warnings,
             api_status=api_status,
             token_renewed_s=token_renewed,
+            degraded=degraded,
+            degraded_cleared_s=cleared,
+            still_listed=still_listed,
         )
+
+    def update_parameters(self, svc: ServiceResource, **params: str) -> ParameterChange:
+        """pcs resource update: OCF 1.1's reload-agent when only reloadable parameters change
+        (the checks'), a restart when another one does."""
+        nodes = self.c.resource_nodes(svc.id)
+        before = {n: self.daemon_pids(n, svc.agent) for n in nodes}
+        ops_before = self._operations_of(svc, nodes)
+        offsets = {n: _size(self.agent_log(n)) for n in nodes}
+        words = [f"{name}={value}" for name, value in params.items()]
+        self.say(f"$ pcs resource update {svc.agent} {' '.join(words)}")
+        t0 = time.monotonic()
+        self.pcs("resource", "update", svc.agent, *words)
+        self.c.settle()
+        self.c.wait_resource(svc.id, timeout=120)
+        took = time.monotonic() - t0
+        ops_after = self._operations_of(svc, nodes)
+        after = {n: self.daemon_pids(n, svc.agent) for n in nodes}
+        reloaded = {n: _lines(self.agent_log(n), offsets[n], "reload-agent:") for n in nodes}
+        self.say(f"+{took:.1f} s: last operations {ops_after}; processes kept: {before == after}")
+        return ParameterChange(dict(params), took, before, after, ops_before, ops_after, reloaded)
+
+    def _operations_of(self, svc: ServiceResource, nodes: List[str]) -> Dict[str, str]:
+        ops = self.last_operations()
+        return {node: ops.get((svc.agent, node), "") for node in nodes}
+
+    def current_parameter(self, svc: ServiceResource, name: str) -> str:
+        """A resource parameter as the CIB has it ("" if unset)."""
+        out = self.c.on(self.c.running_nodes[0], "crm_resource", "--resource", svc.agent,
+                        "--get-parameter", name, check=False).stdout  # fmt: skip
+        return out.strip().splitlines()[-1] if out.strip() else ""
+
+    def degraded_listed(self) -> Dict[Tuple[str, str], str]:
+        """(primitive, node) -> exit reason of each recurring monitor crm_mon lists as degraded
+        (OCF 1.1's 190) under "Failed Resource Actions", where it stays, also once the monitor
+        answers 0 again, until a cleanup."""
+        found = {}
+        for failure in self.c.crm_mon_xml().iter("failure"):
+            if failure.get("exitcode") == str(OCF_DEGRADED):
+                rsc = failure.get("op_key", "").rsplit("_monitor_", 1)[0]
+                found[(rsc, failure.get("node", ""))] = failure.get("exitreason", "")
+        return found
+
+    def forget_degraded(self) -> List[str]:
+        """What crm_mon lists as degraded, then `pcs resource cleanup`, as an operator does
+        once it is understood."""
+        listed = [
+            f"{rsc} on {node}: {reason}" for (rsc, node), reason in sorted(self.degraded_listed().items())
+        ]
+        if listed:
+            self.say(f"crm_mon still lists {len(listed)} degraded monitor(s); $ pcs resource cleanup")
+            self.pcs("resource", "cleanup")
+            self.c.settle()
+        return listed
 
     def volume_node(self) -> str:
         (node,) = self.c.resource_nodes(VOLUME.id)
@@ -1167,6 +1273,8 @@ class Deployment:
         api_status = {n: client_get(api_url(node_ip(n))) for n in self.c.running_nodes}
         self.say(f"Waiting {seconds:g} s: {seconds / MONITOR_INTERVAL_S:.1f} monitor intervals.")
         time.sleep(max(0.0, seconds - (time.monotonic() - t0)))
+        degraded = self.degraded_listed()
+        self.say(f"Degraded (190) monitors: {sorted(degraded)}")
         self.say("Starting RabbitMQ again.")
         self._svc.submit(self.stack.start_rabbitmq).result()
         outage = self.timings.record("rabbitmq_outage_s", time.monotonic() - t0, "RabbitMQ stopped")
@@ -1179,11 +1287,12 @@ class Deployment:
             "rabbitmq_reconnected_s", time.monotonic() - t1, "RabbitMQ back -> no monitor warns of it"
         )
         warnings = {n: _warnings(self.agent_log(n), log_offsets[n], "AMQP") for n in self.c.running_nodes}
+        fails_after, ops_after = self.fail_counts(), self.last_operations()
         return OutageResult(
             seconds=outage, tokens_deleted={}, fail_counts_before=fails_before,
-            fail_counts_after=self.fail_counts(), operations_before=ops_before,
-            operations_after=self.last_operations(), warnings=warnings, api_status=api_status,
-            token_renewed_s=0.0,
+            fail_counts_after=fails_after, operations_before=ops_before,
+            operations_after=ops_after, warnings=warnings, api_status=api_status,
+            token_renewed_s=0.0, degraded=degraded, still_listed=self.forget_degraded(),
         )  # fmt: skip
 
     def _quiet_since(self, offsets: Dict[str, int], word: str, seconds: float) -> bool:
@@ -1258,15 +1367,20 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _warnings(path: Path, offset: int, word: str) -> List[str]:
-    """Warnings containing word written to a log after offset."""
+def _lines(path: Path, offset: int, word: str) -> List[str]:
+    """Lines containing word written to a log after offset."""
     try:
         with path.open("rb") as handle:
             handle.seek(offset)
             text = handle.read().decode(errors="replace")
     except OSError:
         return []
-    return [line for line in text.splitlines() if word in line and "WARN" in line.upper()]
+    return [line for line in text.splitlines() if word in line]
+
+
+def _warnings(path: Path, offset: int, word: str) -> List[str]:
+    """Warnings containing word written to a log after offset."""
+    return [line for line in _lines(path, offset, word) if "WARN" in line.upper()]
 
 
 def _keystone_lines(path: Path, offset: int) -> List[str]:

@@ -4,11 +4,13 @@ cinder-api and cinder-scheduler run as clones on both nodes, cinder-volume once,
 IPaddr2 VIP, configured with the pcs commands of `cinder-ocf cluster-config` (the OpenStack
 HA guide's orders and colocations); the monitors' credentials come from cinder.conf, so no
 password is on any command line or in the CIB.  The scenarios run in order on one deployment
-(see lab/cluster/scenario.py): everything started; a SIGKILLed cinder-api restarted where it ran; a
+(see lab/cluster/scenario.py): everything started; a monitoring parameter reloaded without a restart
+(OCF 1.1), another restarting; a SIGKILLed cinder-api restarted where it ran; a
 frozen cinder-volume backend found through its heartbeat and restarted; standby of the VIP's
 node while a client keeps calling; standby of cinder-volume's node; Keystone and RabbitMQ
-outages that must restart nothing; a power cut of cinder-volume's node; the cluster stopped
-with nothing left.  Every duration is printed and written to benchmarks/cluster-results.json.
+outages that must restart nothing (degraded, 190, to this Pacemaker 2.1); a power cut of
+cinder-volume's node; the cluster stopped with nothing left.  Every duration is printed and
+written to benchmarks/cluster-results.json.
 """
 
 from __future__ import annotations
@@ -83,6 +85,29 @@ def test_everything_started_and_the_api_answers_everywhere(deployment: Deploymen
     assert "password" not in cib
     for what in ("cluster_up_s", "services_up_s", "resources_started_s"):
         _report(deployment.timings.entries[what].what, deployment.timings.entries[what].seconds)
+
+
+def test_a_monitoring_parameter_is_reloaded_and_another_restarts(deployment: Deployment) -> None:
+    """Issue 12, point 2: a change of reloadable parameters only is applied by reload-agent,
+    no process touched; a change of a non-reloadable one restarts the service."""
+    for svc in (API, VOLUME):
+        change = deployment.update_parameters(svc, check_timeout="7")
+        _report(f"pcs resource update {svc.agent} check_timeout=7 -> settled", change.seconds)
+        # Pacemaker records a reload as a start (its digest is the start's): the processes say.
+        assert change.pids_after == change.pids_before, "reload-agent restarted the daemon"
+        assert change.reloaded.keys() == change.pids_before.keys()
+        assert all(change.reloaded.values()), f"no reload-agent in the agent's log: {change.reloaded}"
+    # binary spelled another way (the same file): not reloadable, so a restart.  On the leaf
+    # of the constraints: a restart of cinder-api restarts everything ordered after it.
+    binary = deployment.current_parameter(VOLUME, "binary")
+    moved = binary.replace("/bin/", "/bin/./", 1)
+    change = deployment.update_parameters(VOLUME, binary=moved)
+    _report("pcs resource update cinder-volume binary=... -> restarted and settled", change.seconds)
+    for node, before in change.pids_before.items():
+        assert not set(before) & set(change.pids_after[node]), "binary changed, no restart"
+    assert all(op.startswith("start ") for op in change.operations_after.values()), change.operations_after
+    assert not any(change.reloaded.values()), change.reloaded
+    assert all(count == 0 for count in deployment.fail_counts().values()), deployment.crm_mon()
 
 
 def test_sigkill_is_detected_and_restarted_on_the_same_node(deployment: Deployment) -> None:
@@ -176,6 +201,15 @@ def test_keystone_outage_restarts_nothing_and_the_log_says_why(deployment: Deplo
         assert lines, f"no warning about Keystone in {deployment.agent_log(node)}"
         print(f"\n[{node}] {lines[-1]}")
     assert deployment.check_answers()["VIP"] == "300"
+    # OCF 1.1 (issue 12): every cinder resource answered degraded, the reason for crm_mon.
+    cluster = deployment.c
+    everywhere = {(svc.agent, node) for svc in deployment.services for node in cluster.resource_nodes(svc.id)}
+    assert set(result.degraded) == everywhere, result.degraded
+    assert all("Keystone" in reason for reason in result.degraded.values()), result.degraded
+    _report("Keystone back -> no monitor degraded", result.degraded_cleared_s)
+    # The degraded results stay listed until a cleanup (which the scenario then ran).
+    assert result.still_listed, "crm_mon listed no degraded monitor under Failed Resource Actions"
+    print(f"\n[crm_mon] {result.still_listed[0]}")
 
 
 def test_rabbitmq_outage_restarts_nothing_and_the_log_says_why(deployment: Deployment) -> None:
@@ -194,6 +228,11 @@ def test_rabbitmq_outage_restarts_nothing_and_the_log_says_why(deployment: Deplo
     said = [line for lines in result.warnings.values() for line in lines]
     assert any("an outage of a dependency" in line for line in said), said[-5:]
     print(f"\n[log] {said[-1]}")
+    # OCF 1.1: the services of the broker answered degraded; cinder-api needs no broker.
+    cluster = deployment.c
+    rpc = {(svc.agent, node) for svc in (SCHEDULER, VOLUME) for node in cluster.resource_nodes(svc.id)}
+    assert set(result.degraded) == rpc, result.degraded
+    assert all("an outage of a dependency" in reason for reason in result.degraded.values()), result.degraded
 
 
 def test_a_copy_started_by_hand_on_the_other_node_ends_with_one_cinder_volume(deployment: Deployment) -> None:

@@ -10,15 +10,18 @@ from typing import Iterator
 
 import pytest
 
-from lab.cluster.harness import VIP
+from cinder_ocf.clusterconfig import DEEP_MONITORED
+from lab.cluster.harness import VIP, HarnessTimeout, wait_for
 from lab.cluster.scenario import SERVICES, Deployment, api_url, client_get
 
 from .conftest import deployed
 
+DEEP_INTERVAL_S = 8  # the depth-20 monitors, beside the depth-0 ones every 5 s
+
 
 @pytest.fixture(scope="module")
 def deployment(cluster_host: None) -> Iterator[Deployment]:
-    with deployed("crm", nodes=1, tool="crm") as dep:
+    with deployed("crm", nodes=1, tool="crm", deep_monitor_interval_s=DEEP_INTERVAL_S) as dep:
         yield dep
 
 
@@ -40,6 +43,19 @@ def test_the_crm_configuration_starts_every_service(deployment: Deployment) -> N
     cib = cluster.on("node1", "cibadmin", "--query", "--scope", "resources").stdout
     assert "password" not in cib
     assert 'name="interleave" value="true"' in cib
+    # The depth-20 monitor (a round trip over the RPC bus) runs beside the other, and passes.
+    deep = {f"p_{name}" for name in DEEP_MONITORED}
+    assert cib.count('name="OCF_CHECK_LEVEL" value="20"') == len(deep)
+
+    def deep_passed() -> bool:
+        ran = deployment.recurring_monitors(DEEP_INTERVAL_S)
+        return {rsc for (rsc, _), (rc, _) in ran.items() if rc == 0} == deep
+
+    try:
+        wait_for(deep_passed, 3 * DEEP_INTERVAL_S + 60, "every depth-20 monitor to pass")
+    except HarnessTimeout:
+        recorded = deployment.recurring_monitors(DEEP_INTERVAL_S)
+        pytest.fail(f"depth-20 monitors as the CIB records them: {recorded}")
 
 
 def test_stopping_the_one_node_cluster_leaves_no_cinder_process(deployment: Deployment) -> None:

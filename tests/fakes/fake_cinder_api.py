@@ -12,6 +12,7 @@ address from [DEFAULT] like cinder and its behaviour from a [fake] section:
   tokens_file = file listing the tokens it accepts, one per line (re-read per request)
   rpc = ok | hang | <HTTP status>: how GET .../scheduler-stats/get_pools, the request cinder-api
         passes to a scheduler over the RPC bus, is answered (re-read per request)
+  scheduler = up | down | none: the cinder-scheduler row of os-services (re-read per request)
 
 It stops on SIGTERM (unless told not to), taking its workers with it, as oslo.service does.
 """
@@ -19,6 +20,7 @@ It stops on SIGTERM (unless told not to), taking its workers with it, as oslo.se
 import codecs
 import configparser
 import http.server
+import json
 import os
 import signal
 import sys
@@ -69,6 +71,13 @@ def terminate() -> None:
     os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
+def fake_option(name: str, default: str) -> str:
+    """An option of the [fake] section as the file says now (for those re-read per request)."""
+    conf = configparser.ConfigParser()
+    conf.read(config_file())
+    return conf.get("fake", name, fallback=default)
+
+
 def make_handler(mode: str, tokens_file: str) -> type:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -87,13 +96,19 @@ def make_handler(mode: str, tokens_file: str) -> type:
             if token and token in accepted(tokens_file):
                 if "/scheduler-stats/get_pools" in self.path:
                     return self.round_trip()
+                if "/os-services" in self.path:
+                    return self.services()
                 return self.answer(200, b'{"volume_types": []}')
             return self.answer(401, b'{"error": "unauthorized"}')
 
+        def services(self) -> None:
+            state = fake_option("scheduler", "up")
+            row = {"binary": "cinder-scheduler", "host": "cluster", "state": state}
+            rows = [] if state == "none" else [row]
+            return self.answer(200, json.dumps({"services": rows}).encode())
+
         def round_trip(self) -> None:
-            conf = configparser.ConfigParser()
-            conf.read(config_file())
-            rpc = conf.get("fake", "rpc", fallback="ok")
+            rpc = fake_option("rpc", "ok")
             if rpc == "hang":
                 time.sleep(3600)
             if rpc != "ok":

@@ -24,6 +24,7 @@ from lab.resource import Agent, AgentRun, stack_resource, stop_resource
 from lab.stack.openstack import CINDER_HOST, OpenStack
 from tests.integration.conftest import ocf_tester_on
 
+OCF_1_1 = {"OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1"}
 SERVICES = {
     "cinder-volume": [f"{CINDER_HOST}@fake1", f"{CINDER_HOST}@fake2"],
     "cinder-scheduler": [CINDER_HOST],
@@ -163,6 +164,41 @@ def test_cinder_volume_lifecycle_and_backend_faults(resource: Callable[..., Agen
     assert volume("monitor").rc == 7
 
 
+def test_depth_20_sees_a_silent_backend_and_scheduler_before_their_heartbeat(
+    resource: Callable[..., Agent],
+) -> None:
+    """A SIGSTOPped process stays alive, connected and `up` in os-services until
+    service_down_time; the depth-20 round trip through cinder-api and the RPC bus sees it
+    within check_timeout (the heartbeat path's time: test_cinder_volume_lifecycle_...)."""
+    check_timeout = 4
+    deep = {"OCF_CHECK_LEVEL": "20", **OCF_1_1}
+    volume = resource("cinder-volume", check_timeout=str(check_timeout))
+    scheduler = resource("cinder-scheduler", check_timeout=str(check_timeout))
+    started(scheduler)
+    started(volume)
+    for agent in (volume, scheduler):
+        # Until the scheduler has heard of the backends, their first answers may lag.
+        assert wait_until(lambda agent=agent: agent("monitor", extra_env=deep).rc == 0, 60, step_s=1)
+    silent_ones = [("backend process", volume, children(volume.pid())[-1]),
+                   ("scheduler", scheduler, scheduler.pid())]  # fmt: skip
+    for what, agent, silent in silent_ones:
+        os.kill(silent, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        try:
+            shallow = agent("monitor")
+            run = agent("monitor", extra_env=deep, timeout_s=60)
+            seen = time.monotonic() - stopped_at
+        finally:
+            os.kill(silent, signal.SIGCONT)
+        assert shallow.rc == 0, "depth 0 cannot see it yet: the heartbeat is still up"
+        assert run.rc == 1, run
+        assert "does not answer" in run.reason and "over the RPC bus" in run.reason, run
+        print(f"\nSIGSTOP of the {what} -> depth-20 monitor 1 after {seen:.1f} s "
+              f"(check_timeout {check_timeout} s): {run.reason}")  # fmt: skip
+        assert seen <= check_timeout + 2 + shallow.seconds, seen
+        assert wait_until(lambda agent=agent: agent("monitor", extra_env=deep).rc == 0, 60, step_s=1)
+
+
 def test_cinder_volume_parent_killed_while_its_children_live(resource: Callable[..., Agent]) -> None:
     volume = resource("cinder-volume")
     started(volume)
@@ -221,6 +257,9 @@ def test_rabbitmq_outage_is_a_warning_and_the_services_heal(
                 return "an outage of a dependency" in run.stderr and "WARNING" in run.stderr
 
             assert wait_until(warned, grace + 30, step_s=1), f"{agent.path.name}: no warning"
+            # To a Pacemaker that speaks OCF 1.1, the same outage is degraded, with the reason.
+            degraded = agent("monitor", extra_env=OCF_1_1)
+            assert degraded.rc == 190 and "an outage of a dependency" in degraded.reason, degraded
     finally:
         openstack.start_rabbitmq()
     back = time.monotonic()

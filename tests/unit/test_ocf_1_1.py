@@ -190,5 +190,11 @@ def test_depth_20_of_cinder_api_is_degraded_without_the_rpc_bus(agents_dir: Path
         assert run.rc == DEGRADED and "no answer from a cinder-scheduler" in run.reason, run
         res.configure(rpc="500")
         assert res.run("monitor", extra_env=DEEP).rc == 0  # never 1: restarting it fixes nothing
+        # No scheduler up to answer (a cluster's start runs cinder-api's first monitor before
+        # any scheduler): not asked, not degraded.
+        for state in ("down", "none"):
+            res.configure(rpc="hang", scheduler=state)
+            quiet = res.run("monitor", extra_env={**DEEP, **OCF_1_1})
+            assert quiet.rc == 0 and quiet.reason == "", quiet
     finally:
         res.close()

@@ -63,6 +63,12 @@ def _unanswered(ctx: Context, path: str) -> str:
     return f"HTTP {status}: {done.answer.body[:200].decode('utf-8', 'replace').strip()}"
 
 
+def _up(ctx: Context, binary: str) -> list[str]:
+    """The hosts of binary up in os-services, asked of the same API as the round trips."""
+    rows = os_services_rows(ctx, _SKIP, _SKIP, binary=binary, v3_of=lambda token: _v3(ctx, token))
+    return [row["host"] for row in rows if row.get("state") == "up"]
+
+
 def _capabilities(host: str) -> str:
     return f"/capabilities/{quote(host, safe='@')}"
 
@@ -133,8 +139,7 @@ def scheduler_round_trip(ctx: Context) -> tuple[Status, str]:
 
 def _other_backend(ctx: Context) -> str:
     """Nothing when an up cinder-volume backend answers get_capabilities, else why none did."""
-    rows = os_services_rows(ctx, _SKIP, _SKIP, binary="cinder-volume")
-    up = [row["host"] for row in rows if row.get("state") == "up"]
+    up = _up(ctx, "cinder-volume")
     if not up:
         return "no cinder-volume is up to compare with"
     why = _unanswered(ctx, _capabilities(up[0]))
@@ -145,7 +150,10 @@ def _other_backend(ctx: Context) -> str:
 def api_rpc_bus(ctx: Context) -> tuple[Status, str]:
     """cinder-api reaches a cinder-scheduler over the RPC bus.  Never 1: no request tells
     cinder-api's RPC trouble from the broker's or the schedulers', and restarting every
-    cinder-api for those would fix nothing."""
+    cinder-api for those would fix nothing.  Not asked while no scheduler is up (a cluster's
+    start runs cinder-api's first monitor before any scheduler)."""
+    if not _up(ctx, "cinder-scheduler"):
+        return Status.SKIPPED, "no cinder-scheduler is up in os-services to answer get_pools"
     why = _unanswered(ctx, GET_POOLS)
     if not why:
         return Status.OK, "get_pools answered over the RPC bus"

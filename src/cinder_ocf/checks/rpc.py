@@ -18,6 +18,8 @@ os_services_rows, api_v3, row_updated, give_up_after_grace, RESPAWN_WAIT_S.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ from cinder_ocf.openstack import broker, http, keystone
 if TYPE_CHECKING:
     import psutil
 
+V3Of = Callable[[keystone.Token], str]  # a token -> the block-storage v3 base to ask
 RESPAWN_WAIT_S = 2.0  # oslo.service replaces a dead backend child in ~0.5 s here
 # After its longest pause between reconnection attempts, a service still needs to connect and
 # redeclare its queues: seconds on a loaded node.
@@ -185,9 +188,10 @@ def _amqp(ctx: Context, talkers: list[psutil.Process], each: bool) -> tuple[Stat
     reachable = broker.first_reachable(sorted(addresses), ctx.check_timeout())
     if reachable is None:
         _note_trouble(ctx, outage=True)
+        # What matters first: Pacemaker keeps only the start of an exit reason.
         detail = (
-            f"no broker of transport_url ({_format(facts.brokers)}) accepts a connection from this "
-            f"node, and {what} {holds} no AMQP connection: an outage of a dependency, which "
+            f"an outage of a dependency: no broker of transport_url ({_format(facts.brokers)}) "
+            f"accepts a connection from this node, and {what} {holds} no AMQP connection, which "
             f"restarting {ctx.name} cannot fix"
         )
         return (Status.PENDING if ctx.starting else Status.DEGRADED), detail
@@ -255,14 +259,17 @@ def api_v3(ctx: Context, token: keystone.Token) -> str:
     return f"{url}/v3/{token.project_id}"
 
 
-def os_services_rows(ctx: Context, skip: str, outage: str, binary: str = "") -> list[dict[str, Any]]:
-    """The rows of binary (default: the service's own) in cinder-api's os-services.  Raises
-    Finding (SKIPPED without credentials, DEGRADED when Keystone or cinder-api fail) with skip
-    or outage appended."""
+def os_services_rows(
+    ctx: Context, skip: str, outage: str, binary: str = "", v3_of: V3Of | None = None
+) -> list[dict[str, Any]]:
+    """The rows of binary (default: the service's own) in the os-services of the v3 API v3_of
+    names (default: api_v3).  Raises Finding (SKIPPED without credentials, DEGRADED when
+    Keystone or cinder-api fail) with skip or outage appended."""
     binary = binary or ctx.service.os_services_binary
+    v3 = v3_of or functools.partial(api_v3, ctx)
 
     def url_of(token: keystone.Token) -> str:
-        return f"{api_v3(ctx, token)}/os-services?binary={binary}"
+        return f"{v3(token)}/os-services?binary={binary}"
 
     try:
         done = authenticated_get(ctx, url_of, skip, outage)
