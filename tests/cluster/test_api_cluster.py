@@ -105,6 +105,7 @@ def test_a_monitoring_parameter_is_reloaded_and_another_restarts(deployment: Dep
     _report("pcs resource update cinder-volume binary=... -> restarted and settled", change.seconds)
     for node, before in change.pids_before.items():
         assert not set(before) & set(change.pids_after[node]), "binary changed, no restart"
+    assert change.operations_after != change.operations_before, "no start recorded"
     assert all(op.startswith("start ") for op in change.operations_after.values()), change.operations_after
     assert not any(change.reloaded.values()), change.reloaded
     assert all(count == 0 for count in deployment.fail_counts().values()), deployment.crm_mon()
