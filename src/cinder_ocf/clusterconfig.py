@@ -32,7 +32,7 @@ SECRET_PARAMETERS = ("os_password", "os_application_credential_secret")
 # The agents with depth-20 checks (their Service.deep_checks; a unit test holds the two
 # together): a second monitor with OCF_CHECK_LEVEL=20 crosses the RPC bus.
 DEEP_MONITORED = ("cinder-api", "cinder-scheduler", "cinder-volume")
-DEEP_MONITOR_TIMEOUT_S = 60
+DEEP_MONITOR_TIMEOUT_S = 60  # as the agents' meta-data advises (the same unit test)
 
 
 class ClusterPlan:

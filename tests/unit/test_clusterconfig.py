@@ -13,6 +13,7 @@ import pytest
 
 from cinder_ocf.agents import service
 from cinder_ocf.clusterconfig import (
+    DEEP_MONITOR_TIMEOUT_S,
     DEEP_MONITORED,
     SERVICE_ORDER,
     ClusterPlan,
@@ -58,6 +59,9 @@ def test_pcs_commands_follow_the_ha_guide_in_pcs_0_11_syntax() -> None:
 
 def test_the_deep_monitor_goes_to_the_agents_that_have_depth_20_checks() -> None:
     assert tuple(name for name in SERVICE_ORDER if service(name).deep_checks) == DEEP_MONITORED
+    for name in DEEP_MONITORED:  # the timeout the agents' meta-data advises for it
+        deep = [a for a in service(name).spec.actions if a.name == "monitor" and a.depth == 20]
+        assert [a.timeout for a in deep] == [DEEP_MONITOR_TIMEOUT_S]
     plan = ClusterPlan("/etc/cinder/cinder.conf", services=list(SERVICE_ORDER))
     deep = [argv[3] for argv in pcs_commands(plan) if "OCF_CHECK_LEVEL=20" in argv]
     assert deep == ["cinder-api", "cinder-scheduler", "cinder-volume"]
