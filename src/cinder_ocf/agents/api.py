@@ -14,7 +14,7 @@ from cinder_ocf.agents.base import CREDENTIAL_PARAMETERS, Service, daemon_parame
 from cinder_ocf.checks.api import api_authenticated, api_base, api_root
 from cinder_ocf.checks.context import Context
 from cinder_ocf.checks.deep import api_rpc_bus
-from cinder_ocf.checks.tokens import plain_get, validate_credentials, validate_url
+from cinder_ocf.checks.tokens import plain_get, validate_credentials
 from cinder_ocf.metadata import AgentSpec, Parameter
 from cinder_ocf.ocf import OcfError, OcfExit
 from cinder_ocf.openstack import http
@@ -54,7 +54,6 @@ def derive_facts(ctx: Context, config: CinderConfig) -> Facts:
 
 
 def validate(ctx: Context, config: CinderConfig) -> None:
-    validate_url(ctx)
     validate_credentials(ctx, "the monitor checks GET / only")
 
 

@@ -21,7 +21,7 @@ from cinder_ocf.checks import Check
 from cinder_ocf.checks.context import Context
 from cinder_ocf.checks.rpc import amqp_any, give_up_after_grace, heartbeat, service_processes
 from cinder_ocf.checks.service_host import nobody_else_serves, one_server
-from cinder_ocf.checks.tokens import validate_credentials, validate_url
+from cinder_ocf.checks.tokens import validate_credentials
 from cinder_ocf.metadata import AgentSpec, Parameter
 from cinder_ocf.ocf import OcfError, OcfExit
 from cinder_ocf.openstack import broker
@@ -154,7 +154,6 @@ def validate(ctx: Context, config: CinderConfig) -> None:
 
 
 def validate_monitoring(ctx: Context, config: CinderConfig) -> None:
-    validate_url(ctx)
     validate_credentials(ctx, "the monitor checks processes and AMQP connections only")
 
 

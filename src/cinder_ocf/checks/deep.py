@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from cinder_ocf.checks import Finding, Status, check
+from cinder_ocf.checks import Status, check
 from cinder_ocf.checks.api import api_base
 from cinder_ocf.checks.context import Context
-from cinder_ocf.checks.rpc import api_v3, os_services_rows
+from cinder_ocf.checks.rpc import api_v3, os_services_rows, refused
 from cinder_ocf.checks.service_host import transport
 from cinder_ocf.checks.tokens import authenticated_get
 from cinder_ocf.openstack import http, keystone, queues
@@ -53,10 +53,7 @@ def _unanswered(ctx: Context, path: str) -> str:
         return err.message
     status = done.answer.status
     if status in (401, 403):
-        raise Finding(Status.DEGRADED, (
-            f"cinder-api refuses GET {path} to the monitoring user (HTTP {status}; it needs the "
-            f"admin role): {_SKIP}"
-        ))  # fmt: skip
+        raise refused(path, status, _SKIP)
     if status == 200:
         return ""
     # cinder's answer names the cause (RPCTimeout is 502, a remote error 500).

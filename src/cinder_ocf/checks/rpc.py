@@ -2,7 +2,7 @@
 the database: cinder-volume, cinder-scheduler, cinder-backup.
 
 Exports: service_processes, backend_processes, amqp_any, amqp_each_backend, heartbeat,
-os_services_rows, api_v3, row_updated, give_up_after_grace, RESPAWN_WAIT_S.
+os_services_rows, api_v3, refused, row_updated, give_up_after_grace, RESPAWN_WAIT_S.
 
 1. processes: the leader is ours (the supervisor's status); cinder-volume also has one live
    child per enabled backend.  oslo.service respawns a backend child that dies (~0.5 s here):
@@ -277,10 +277,7 @@ def os_services_rows(
         raise Finding(Status.DEGRADED, f"cinder-api does not answer ({err.message}): {skip}") from None
     status = done.answer.status
     if status in (401, 403):
-        raise Finding(Status.DEGRADED, (
-            f"cinder-api refuses GET os-services to the monitoring user (HTTP {status}; it "
-            f"needs the admin role): {skip}"
-        ))  # fmt: skip
+        raise refused("os-services", status, skip)
     if status != 200:
         raise Finding(Status.DEGRADED, f"cinder-api answered HTTP {status} for GET {done.url}: {skip}")
     try:
@@ -300,6 +297,15 @@ def os_services_rows(
             f"are not service rows): {skip}"
         ))  # fmt: skip
     return [row for row in rows if row.get("binary", binary) == binary]
+
+
+def refused(what: str, status: int, skip: str) -> Finding:
+    """cinder-api refusing an admin-only GET to the monitoring user: the monitor's credentials'
+    trouble, not the service's."""
+    return Finding(Status.DEGRADED, (
+        f"cinder-api refuses GET {what} to the monitoring user (HTTP {status}; it needs the "
+        f"admin role): {skip}"
+    ))  # fmt: skip
 
 
 def row_updated(row: dict[str, Any] | None) -> float | None:

@@ -226,6 +226,7 @@ class Supervisor:
         checks.  They were parsed strictly (a bad value answers 6, as start would) and their
         validators run; no process is touched.  The caches are keyed by what they derive from,
         so the next monitor rebuilds what the change invalidated."""
+        self._validate_parameters()
         config = self.config()
         for validator in self.service.check_validators:
             validator(self.ctx, config)
@@ -455,7 +456,8 @@ class Supervisor:
         return user
 
     def _validate_parameters(self) -> None:
-        """What the parameters say by themselves, read nowhere else (values were parsed)."""
+        """What the parameters say by themselves (their values were parsed): validate-all's and
+        reload-agent's one check of them."""
         self.arguments  # noqa: B018 - raises OcfError when additional_parameters cannot be split
         for name in ("pid", "console_log"):
             path = self.params.text(name)
