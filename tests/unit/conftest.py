@@ -1,4 +1,5 @@
-"""A cinder-api resource whose daemon and Keystone misbehave on demand (tests/fakes)."""
+"""A cinder-api resource whose daemon and Keystone misbehave on demand (tests/fakes), and `res`:
+one Resource (tests/unit/resources.py) of each agent in turn."""
 
 import subprocess
 import sys
@@ -11,8 +12,18 @@ from lab.host import open_dir, process_state
 from lab.resource import Agent, stop_resource
 from tests.conftest import ROOT, free_port
 from tests.fakes.keystone import FakeKeystone
+from tests.unit.resources import AGENT_NAMES, Resource
 
 PASSWORD = "Pa55-unit-s3cret-value"
+
+
+@pytest.fixture(params=AGENT_NAMES)
+def res(request: pytest.FixtureRequest, agents_dir: Path) -> Iterator[Resource]:
+    resource = Resource(agents_dir, request.param)
+    try:
+        yield resource
+    finally:
+        resource.close()
 
 
 class FakeApi:

@@ -8,20 +8,11 @@ from typing import Iterator
 
 import pytest
 
-from tests.unit.resources import AGENT_NAMES, Resource
+from tests.unit.resources import Resource
 
 OCF_1_1 = {"OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1"}
 DEEP = {"OCF_CHECK_LEVEL": "20"}
 DEGRADED = 190
-
-
-@pytest.fixture(params=AGENT_NAMES)
-def res(request: pytest.FixtureRequest, agents_dir: Path) -> Iterator[Resource]:
-    resource = Resource(agents_dir, request.param)
-    try:
-        yield resource
-    finally:
-        resource.close()
 
 
 @pytest.fixture

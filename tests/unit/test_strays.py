@@ -17,16 +17,7 @@ import psutil
 import pytest
 
 from lab.host import process_state, session_members, wait_until
-from tests.unit.resources import AGENT_NAMES, Resource
-
-
-@pytest.fixture(params=AGENT_NAMES)
-def res(request: pytest.FixtureRequest, agents_dir: Path) -> Iterator[Resource]:
-    resource = Resource(agents_dir, request.param)
-    try:
-        yield resource
-    finally:
-        resource.close()
+from tests.unit.resources import Resource
 
 
 @pytest.fixture
