@@ -44,6 +44,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import psutil
 
 from cinder_ocf.clusterconfig import VIP_ID, ClusterPlan, crm_configuration, pcs_commands
+from cinder_ocf.ocf import OcfExit
 from lab.host import pid_alive
 from lab.stack.install import (
     DEFAULT_VENV,
@@ -78,7 +79,6 @@ PROVIDER_DIR = Path("/usr/lib/ocf/resource.d/openstack")
 HA_RSCTMP = "/run/resource-agents"  # on each node's own /run tmpfs
 CLIENT_SCRIPT = Path(__file__).resolve().with_name("client.py")
 VIP_RESOURCE = VIP_ID
-OCF_DEGRADED = 190  # OCF 1.1: running, but likely to fail soon
 # What each node has of its own (harness.py mounts them per node): nothing the nodes run may
 # live there, e.g. a stack venv in /tmp is invisible to them.
 NODE_PRIVATE = ("/tmp", "/run", "/dev/shm", "/etc/corosync", "/var/lib/corosync", "/var/lib/pacemaker",
@@ -981,7 +981,7 @@ class Deployment:
         answers 0 again, until a cleanup."""
         found = {}
         for failure in self.c.crm_mon_xml().iter("failure"):
-            if failure.get("exitcode") == str(OCF_DEGRADED):
+            if failure.get("exitcode") == str(int(OcfExit.DEGRADED)):
                 rsc = failure.get("op_key", "").rsplit("_monitor_", 1)[0]
                 found[(rsc, failure.get("node", ""))] = failure.get("exitreason", "")
         return found
