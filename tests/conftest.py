@@ -4,6 +4,7 @@ The agents run as Pacemaker runs them through lab.resource (Agent, AgentRun); th
 they leave are read through lab.host.
 """
 
+import itertools
 import os
 import socket
 import subprocess
@@ -20,11 +21,35 @@ from lab.resource import OCF_PATH
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# A port is handed out here and bound later, by a daemon: one the kernel chose (bind to port 0)
+# is free again in between, and another worker's fake or connection may be given it.  So the
+# ports come from below the kernel's ephemeral range, a block of its own for each xdist worker.
+PORT_BLOCK = 1000
+FIRST_PORT_BLOCK = 10000
+_next_port = itertools.count()
+
+
+def _port_block() -> int:
+    """The first port of this xdist worker's block (gw0, gw1, ...; the first without xdist)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return FIRST_PORT_BLOCK + int(worker.lstrip("gw") or 0) * PORT_BLOCK
+
+
 def free_port() -> int:
-    """A TCP port of 127.0.0.1 nobody listens on (for a fake of the tests' own, or none)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port of 127.0.0.1 nobody listens on and no other worker is handed (for a fake of
+    the tests' own, or none)."""
+    first = _port_block()
+    ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert first + PORT_BLOCK <= ephemeral, f"worker block {first} reaches the ephemeral ports"
+    for _ in range(PORT_BLOCK):
+        port = first + next(_next_port) % PORT_BLOCK
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {first}..{first + PORT_BLOCK - 1}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
