@@ -7,7 +7,7 @@ Exports: ServiceResource, SERVICES, Deployment, Poller, Timings and the scenario
 Layout (names and addresses from harness.py)::
 
     cocf-svc     10.213.0.100  RabbitMQ and Keystone (lab/stack/openstack.py); cinder.conf
-                               and the sqlite database live under /var/tmp/cinder-ocf/cluster-*,
+                               and PostgreSQL's data and socket live under /var/tmp/cinder-ocf/cluster-*,
                                which every node sees
     node1/node2  10.213.0.1/2  Pacemaker + Corosync; the agents, installed into
                                /usr/lib/ocf/resource.d/openstack, run cinder-api there
@@ -48,6 +48,7 @@ from cinder_ocf.ocf import OcfExit
 from lab.host import pid_alive
 from lab.stack.install import (
     DEFAULT_VENV,
+    STACK_PACKAGES,
     ensure_debian_packages,
     ensure_service_user,
     ensure_stack_venv,
@@ -483,7 +484,7 @@ class Deployment:
         _check_visible_from_nodes("the agents' interpreter", self.agent_python)
         try:
             self._free_namespaces()
-            ensure_debian_packages("rabbitmq-server")
+            ensure_debian_packages(*STACK_PACKAGES)
             ensure_service_user("cinder")
             self.network = Network().up()
             self._start_stack()

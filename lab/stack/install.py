@@ -35,6 +35,8 @@ SYSTEM_PYTHON = Path("/usr/bin/python3")
 # What a usable stack venv must contain (bin/ entries).
 REQUIRED_BINARIES = ("python", "cinder-api", "cinder-manage", "keystone-manage", "gunicorn")
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+# The Debian packages of the stack's own servers (lab/stack/openstack.py, database.py).
+STACK_PACKAGES = ("rabbitmq-server", "postgresql")
 
 _apt_state = {"updated": False}
 
@@ -220,7 +222,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("run as root (apt-get, useradd)", file=sys.stderr)
         return 1
-    ensure_debian_packages("rabbitmq-server")
+    ensure_debian_packages(*STACK_PACKAGES)
     ensure_service_user("cinder")
     venv = ensure_stack_venv()
     print(venv)

@@ -4,10 +4,12 @@
 
 * a private RabbitMQ (Debian's rabbitmq-server, called directly, own mnesia/log dirs,
   AMQP on ``host:5672``, Erlang distribution on ``127.0.0.1:25672``, epmd on 127.0.0.1),
-* Keystone (gunicorn from the stack venv, sqlite, fernet, ``host:5000``) with a
+* a private PostgreSQL (Debian's, on a Unix socket only: lab/stack/database.py) holding the
+  ``keystone`` and ``cinder`` databases,
+* Keystone (gunicorn from the stack venv, fernet, ``host:5000``) with a
   ``service`` project, a ``cinder`` user (roles admin + service) and volumev3 endpoints,
 * a ``cinder.conf`` (fake driver, two backends, ``host = cinder-cluster``) and a synced
-  sqlite database.  The Cinder daemons themselves are started by the code under test.
+  database.  The Cinder daemons themselves are started by the code under test.
 
 Every process it starts is recorded by PID (and start time) and stopped by PID.
 No secret is ever put on a command line.  Processes are read through psutil (lab.host).
@@ -24,7 +26,6 @@ import secrets
 import shutil
 import signal
 import socket
-import sqlite3
 import stat
 import subprocess
 import sys
@@ -41,6 +42,7 @@ import psutil
 
 from lab.host import children, pid_alive
 
+from .database import Postgres
 from .install import ensure_service_user
 
 LOG = logging.getLogger(__name__)
@@ -318,24 +320,6 @@ def render_ini(sections: Mapping[str, Mapping[str, OptionValue]]) -> str:
     return "\n".join(out)
 
 
-def use_wal(database: Path) -> None:
-    """Switch a sqlite database to write-ahead logging (kept in the file).
-
-    In sqlite's default rollback journal, a reader that wants to write while another
-    connection writes gets SQLITE_BUSY at once, without waiting: "database is locked" when
-    several cinder services register together, or gunicorn's Keystone workers issue tokens
-    at the same time.  With WAL, readers never block the writer.  Production deployments use
-    MySQL; this only keeps the test stack's sqlite out of the results.
-    """
-    connection = sqlite3.connect(str(database))
-    try:
-        mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-    finally:
-        connection.close()
-    if mode != "wal":
-        raise RuntimeError(f"{database}: sqlite kept journal_mode {mode}")
-
-
 def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -384,6 +368,8 @@ class OpenStack:
         self._rabbit: Optional[Process] = None
         self._rabbit_extra: List[Process] = []  # the launcher if beam is not it, epmd
         self._keystone: Optional[Process] = None
+        self.database = Postgres(self.root / "postgres", service_user)
+        self._postgres: Optional[Process] = None
         self._accounts_done = False
         self._db_synced = False
         self._root_prepared = False
@@ -448,10 +434,6 @@ class OpenStack:
     @property
     def cinder_backup_dir(self) -> Path:
         return self.root / "cinder-backup"
-
-    @property
-    def cinder_db(self) -> Path:
-        return self.root / "cinder-db" / "cinder.sqlite"
 
     def cinder_bin(self, name: str) -> Path:
         """A command of the stack venv, e.g. ``cinder_bin("cinder-volume")``."""
@@ -539,9 +521,11 @@ class OpenStack:
             self.cinder_state_dir,
             self.cinder_lock_dir,
             self.cinder_backup_dir,
-            self.cinder_db.parent,
         ):
             self._mkdir(directory, 0o750, owner)
+        # trust authentication: only the service user (and root) may reach the socket
+        for directory in (self.database.directory, self.database.socket_dir):
+            self._mkdir(directory, 0o700, owner)
         if self.netns is not None:
             # Erlang distribution and epmd use 127.0.0.1 inside the namespace.
             ip_cmd = shutil.which("ip", path=SYSTEM_PATH) or "ip"
@@ -759,6 +743,74 @@ class OpenStack:
             proc.stop(timeout=10.0)
         self._rabbit_extra = []
 
+    # ---- PostgreSQL ---------------------------------------------------------------------
+
+    def postgres_running(self) -> bool:
+        return self._postgres is not None and self._postgres.alive()
+
+    def start_postgres(self, timeout: float = 60.0) -> None:
+        """initdb (first time), start the server as the service user, create the databases.
+
+        In the host's network namespace even for a stack in one: it listens on no address,
+        and its socket is a file every namespace reaches.
+        """
+        if self.postgres_running():
+            return
+        self._prepare_root()
+        database = self.database
+        if not database.initialised():
+            self._run("initdb", database.initdb_argv(), self.service_env(), as_service_user=True)
+        uid, gid = self.service_user_ids()
+        t0 = time.monotonic()
+        with database.log_file.open("ab") as out:
+            popen = subprocess.Popen(
+                database.server_argv(),
+                env=self.service_env(),
+                cwd=str(database.directory),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                user=uid,
+                group=gid,
+                extra_groups=[],
+            )
+        self._postgres = Process.attach("postgres", popen.pid, popen)
+        try:
+            deadline = time.monotonic() + timeout
+            while not database.ready():
+                if not self._postgres.alive() or time.monotonic() > deadline:
+                    raise RuntimeError("postgres did not start:\n" + _tail(database.log_file))
+                time.sleep(0.1)
+            for name in ("keystone", "cinder"):
+                self._ensure_database(name)
+        except BaseException:
+            self.stop_postgres()
+            raise
+        LOG.info("postgres ready in %.1f s (pid %d)", time.monotonic() - t0, self._postgres.pid)
+
+    def _ensure_database(self, name: str) -> None:
+        uid, gid = self.service_user_ids()
+        found = subprocess.run(
+            self.database.psql_argv(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"),
+            env=self.service_env(),
+            capture_output=True,
+            text=True,
+            check=True,
+            user=uid,
+            group=gid,
+            extra_groups=[],
+        ).stdout.strip()
+        if found != "1":
+            argv = self.database.psql_argv(f'CREATE DATABASE "{name}"')
+            self._run("psql", argv, self.service_env(), as_service_user=True)
+
+    def stop_postgres(self) -> None:
+        """Stop the server by PID: SIGINT is its fast shutdown (clients are disconnected)."""
+        if self._postgres is not None:
+            self._postgres.stop(timeout=20.0, signum=signal.SIGINT)
+            self._postgres = None
+
     # ---- Keystone -----------------------------------------------------------------------
 
     @property
@@ -779,7 +831,7 @@ class OpenStack:
         text = render_ini(
             {
                 "DEFAULT": {"log_file": self.log_dir / "keystone.log", "debug": False},
-                "database": {"connection": f"sqlite:///{kdir / 'keystone.sqlite'}"},
+                "database": {"connection": self.database.url("keystone")},
                 "token": {"provider": "fernet"},
                 "fernet_tokens": {"key_repository": f"{kdir / 'fernet-keys'}/"},
                 "credential": {"key_repository": f"{kdir / 'credential-keys'}/"},
@@ -807,7 +859,6 @@ class OpenStack:
         self._run("keystone-manage", [*manage, "fernet_setup", *owner], env)
         self._run("keystone-manage", [*manage, "credential_setup", *owner], env)
         self._run("keystone-manage", [*manage, "db_sync"], env)
-        use_wal(self.keystone_dir / "keystone.sqlite")
         url = f"{self.keystone_url}/"
         self._run(
             "keystone-manage",
@@ -1007,7 +1058,7 @@ class OpenStack:
                 "backup_driver": POSIX_BACKUP_DRIVER,
                 "backup_posix_path": self.cinder_backup_dir,
             },
-            "database": {"connection": f"sqlite:///{self.cinder_db}"},
+            "database": {"connection": self.database.url("cinder")},
             "keystone_authtoken": {
                 "www_authenticate_uri": auth_root,
                 "auth_url": auth_root,
@@ -1048,7 +1099,7 @@ class OpenStack:
                 sections.setdefault(key, {}).update(value)
             else:
                 sections["DEFAULT"][key] = value
-        uid, gid = self.service_user_ids()
+        gid = self.service_user_ids()[1]
         tmp = self.cinder_conf.with_name(".cinder.conf.tmp")
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -1058,12 +1109,10 @@ class OpenStack:
         os.chown(tmp, 0, gid)
         os.chmod(tmp, 0o640)
         os.replace(tmp, self.cinder_conf)
-        if self.cinder_db.exists():
-            os.chown(self.cinder_db, uid, gid)
         return self.cinder_conf
 
     def sync_cinder_db(self) -> None:
-        """``cinder-manage db sync`` as the service user (the sqlite file is theirs)."""
+        """``cinder-manage db sync`` as the service user."""
         t0 = time.monotonic()
         self._run(
             "cinder-manage",
@@ -1071,7 +1120,6 @@ class OpenStack:
             self.service_env(),
             as_service_user=True,
         )
-        use_wal(self.cinder_db)
         self._db_synced = True
         LOG.info("cinder db sync in %.1f s", time.monotonic() - t0)
 
@@ -1087,12 +1135,26 @@ class OpenStack:
         services: List[Dict[str, Any]] = response.json()["services"]
         return services
 
+    def scheduler_pools(self) -> List[str]:
+        """The pools (``host@backend#pool``) the scheduler has capabilities of, through
+        ``GET /v3/{admin project}/scheduler-stats/get_pools``: a create is scheduled only to
+        these.  A backend's heartbeat in os-services comes before (the capabilities travel on
+        the scheduler's fanout, published at start and every periodic_interval)."""
+        token, project = self.admin_token()
+        url = f"{self.cinder_url}/v3/{project}/scheduler-stats/get_pools"
+        response = http_request("GET", url, headers={"X-Auth-Token": token})
+        if response.status != 200:
+            raise RuntimeError(f"GET get_pools: HTTP {response.status} {response.body[:300]!r}")
+        return [pool["name"] for pool in response.json()["pools"]]
+
     # ---- whole stack --------------------------------------------------------------------
 
     def start(self) -> None:
-        """RabbitMQ, Keystone (with accounts), cinder.conf, cinder db sync.  Idempotent."""
+        """PostgreSQL, RabbitMQ, Keystone (with accounts), cinder.conf, cinder db sync.
+        Idempotent."""
         t0 = time.monotonic()
         self._prepare_root()
+        self.start_postgres()
         self.start_rabbitmq()
         self.start_keystone()
         self._ensure_keystone_accounts()
@@ -1105,7 +1167,7 @@ class OpenStack:
     def close(self) -> None:
         """Stop everything this object started (by PID) and wait; safe to call again."""
         errors: List[BaseException] = []
-        for stop in (self.stop_keystone, self.stop_rabbitmq):
+        for stop in (self.stop_keystone, self.stop_rabbitmq, self.stop_postgres):
             try:
                 stop()
             except Exception as err:  # keep stopping the others

@@ -21,7 +21,7 @@ import pytest
 
 from lab.host import open_dir
 from lab.resource import AgentRun, stack_resource
-from lab.stack.install import ensure_debian_packages, ensure_service_user, ensure_stack_venv
+from lab.stack.install import STACK_PACKAGES, ensure_debian_packages, ensure_service_user, ensure_stack_venv
 from lab.stack.openstack import OpenStack
 from tests.conftest import ocf_tester
 
@@ -44,7 +44,7 @@ def openstack() -> Iterator[OpenStack]:
     if not sys.platform.startswith("linux") or os.geteuid() != 0:
         pytest.skip("the OpenStack integration stack needs root on Linux")
     venv = ensure_stack_venv()
-    ensure_debian_packages("rabbitmq-server")
+    ensure_debian_packages(*STACK_PACKAGES)
     ensure_service_user(SERVICE_USER)
     RUN_BASE.mkdir(parents=True, exist_ok=True)
     os.chmod(RUN_BASE, 0o755)

@@ -94,22 +94,8 @@ def daemon_log(agent: Agent) -> List[str]:
         return []
 
 
-def sqlite_lock_error(agent: Agent) -> str:
-    """The "database is locked" line of the daemon's own log, if that is why it died.
-
-    The test stack keeps cinder's database in sqlite, which answers SQLITE_BUSY at once when
-    several services register together (about one start in six here); production databases
-    do not.  That is the test stack's fault, not the agent's, so a start it kills is retried.
-    """
-    return next((line for line in reversed(daemon_log(agent)) if "database is locked" in line), "")
-
-
 def started(agent: Agent) -> AgentRun:
     run = agent("start", timeout_s=120)
-    if run.rc != 0 and sqlite_lock_error(agent):
-        print(f"\n{agent.path.name}: sqlite was locked during start, retrying: {sqlite_lock_error(agent)}")
-        assert agent("stop", timeout_s=60).rc == 0
-        run = agent("start", timeout_s=120)
     assert run.rc == 0, f"start failed: {run.reason}\n" + "\n".join(daemon_log(agent)[-8:])
     print(f"\n{agent.path.name} start: {run.seconds:.1f} s")
     return run
