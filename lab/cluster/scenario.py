@@ -335,6 +335,9 @@ class KillResult:
     running_s: float  # kill -> crm_mon shows the clone on all nodes again
     fail_count: int
     vip_gap: Gap  # what a client of the VIP saw meanwhile
+    # "agent@node" -> daemon pids, of every other service, before the kill and once settled
+    neighbours_before: Dict[str, List[int]]
+    neighbours_after: Dict[str, List[int]]
 
 
 @dataclass
@@ -803,6 +806,7 @@ class Deployment:
             direct.wait_answers(0, count=3)
             through_vip.wait_answers(0, count=3)
             pids = self.daemon_pids(node, agent)
+            neighbours_before = self.neighbour_pids(agent)
             self.say(f"kill -9 {' '.join(map(str, pids))}: every {agent} process on {node} dies at once.")
             t0 = time.monotonic()
             self.c.on(node, "kill", "-9", *map(str, pids))
@@ -823,6 +827,13 @@ class Deployment:
             vip_gap = through_vip.longest_gap(t0, time.monotonic())
         self.c.settle()
         fail_count = self.c.fail_count(agent, node)
+        neighbours_after = self.neighbour_pids(agent)
+        restarted = sorted(k for k, v in neighbours_before.items() if neighbours_after.get(k) != v)
+        self.say(
+            f"The other services kept their processes: {', '.join(sorted(neighbours_before))}."
+            if not restarted
+            else f"Restarted with it (the constraints): {', '.join(restarted)}."
+        )
         self.timings.record(
             "kill_vip_unreachable_s", vip_gap.seconds, "meanwhile, longest time the VIP answered no one"
         )
@@ -830,7 +841,18 @@ class Deployment:
             f"Meanwhile the VIP's clients were never without an answer for more than "
             f"{vip_gap.seconds:.2f} s (slowest request {vip_gap.slowest:.2f} s, {vip_gap.failed} failed)."
         )
-        return KillResult(node, pids, detected, recovered, running, fail_count, vip_gap)
+        return KillResult(
+            node, pids, detected, recovered, running, fail_count, vip_gap, neighbours_before, neighbours_after
+        )
+
+    def neighbour_pids(self, agent: str) -> Dict[str, List[int]]:
+        """The daemon pids of every service but agent, as "agent@node" -> pids."""
+        return {
+            f"{svc.agent}@{node}": self.daemon_pids(node, svc.agent)
+            for svc in self.services
+            if svc.agent != agent
+            for node in self.c.resource_nodes(svc.id)
+        }
 
     def cleanup(self, agent: str = API.agent) -> None:
         """Forget the failures (pcs resource cleanup), as an operator does once it is understood."""

@@ -16,6 +16,8 @@ from typing import Any, TextIO
 from cinder_ocf.agents import AGENTS, service
 from cinder_ocf.checks import Status, run_checks
 from cinder_ocf.clusterconfig import (
+    CONSTRAINT_FORMS,
+    INDEPENDENT,
     SERVICE_ORDER,
     ClusterPlan,
     config_notes,
@@ -143,6 +145,10 @@ def _cluster_config_parser(sub: Any) -> None:
     cfg.add_argument("--deep-monitor-interval", type=int, default=60, metavar="SECONDS",
                      help="of the second monitor, OCF_CHECK_LEVEL=20: a round trip over the RPC bus "
                           "(cinder-api, cinder-scheduler, cinder-volume); 0: none")  # fmt: skip
+    cfg.add_argument("--constraints", choices=CONSTRAINT_FORMS, default=INDEPENDENT,
+                     help="independent (default): Optional orders and no colocation between the "
+                          "services, so a failed one restarts no neighbour; guide: the HA guide's "
+                          "Mandatory orders and colocations")  # fmt: skip
     cfg.add_argument("--os-cloud", default="",
                      help="clouds.yaml entry for the monitors (default: cinder.conf's)")  # fmt: skip
     cfg.add_argument("--param", action="append", default=[], metavar="SERVICE:NAME=VALUE",
@@ -163,7 +169,8 @@ def cluster_config(args: argparse.Namespace) -> int:
     try:
         plan = ClusterPlan(args.config, services, vip=args.vip, cidr_netmask=args.cidr_netmask,
                            monitor_interval_s=args.monitor_interval, params=params,
-                           deep_monitor_interval_s=args.deep_monitor_interval)  # fmt: skip
+                           deep_monitor_interval_s=args.deep_monitor_interval,
+                           constraints=args.constraints)  # fmt: skip
     except ValueError as err:
         raise SystemExit(f"cinder-ocf cluster-config: {err}") from None
     for note in config_notes(plan):

@@ -1,14 +1,22 @@
 """The OpenStack HA guide's Pacemaker configuration for cinder, with these agents in place of
 the systemd units: pcs commands and the crm shell's configuration, from one plan.
 
-Exports: ClusterPlan, pcs_commands, crm_configuration, shell_lines, config_notes, SERVICE_ORDER.
+Exports: ClusterPlan, pcs_commands, crm_configuration, shell_lines, config_notes, SERVICE_ORDER,
+CONSTRAINT_FORMS.
 
 The shape (the guide's): cinder-api and cinder-scheduler run everywhere as interleaved
 clones, cinder-volume (and cinder-backup) as one instance; the scheduler starts after the
-API and runs where it runs, cinder-volume after the scheduler and with it; the virtual IP
-runs with an API instance and after it.  The RPC services share one service host
-(cinder.conf [DEFAULT] host), so that a volume service moved to another node is the same
-row of os-services.
+API, cinder-volume after the scheduler; the virtual IP runs with an API instance and after
+it.  The RPC services share one service host (cinder.conf [DEFAULT] host), so that a volume
+service moved to another node is the same row of os-services.
+
+The guide's orders are Mandatory and its services colocated with what they start after: a
+failed cinder-api then stops and starts the scheduler and cinder-volume too, and the fresh
+scheduler, which has not heard the volume service yet, fails the creates meanwhile.  Yet
+cinder-scheduler needs no cinder-api on its node, nor cinder-volume a scheduler: they meet
+on the message bus.  So by default the orders are Optional (kept when both start together,
+as when the cluster starts, and no restart of one forces the other's) and only the VIP is
+colocated, with an API; `constraints="guide"` prints the guide's exact form.
 
 pcs 0.10 and later (RHEL 8/9, Debian 11/12) want `clone interleave=true`, not the guide's
 `--clone interleave=true`.  No password ever goes into a command: pcs shows resource
@@ -25,7 +33,7 @@ from cinder_ocf.openstack.conf import ConfigProblem, load_config
 SERVICE_ORDER = ("cinder-api", "cinder-scheduler", "cinder-volume", "cinder-backup")
 CLONED = ("cinder-api", "cinder-scheduler")
 VIP_ID = "vip"
-# Each service after (and with) the one it needs: what the HA guide orders and colocates.
+# Each service after the one it needs (and, in the guide's form, with it).
 DEPENDS_ON = {"cinder-scheduler": "cinder-api", "cinder-volume": "cinder-scheduler",
               "cinder-backup": "cinder-scheduler"}  # fmt: skip
 SECRET_PARAMETERS = ("os_password", "os_application_credential_secret")
@@ -33,6 +41,10 @@ SECRET_PARAMETERS = ("os_password", "os_application_credential_secret")
 # together): a second monitor with OCF_CHECK_LEVEL=20 crosses the RPC bus.
 DEEP_MONITORED = ("cinder-api", "cinder-scheduler", "cinder-volume")
 DEEP_MONITOR_TIMEOUT_S = 60  # as the agents' meta-data advises (the same unit test)
+# How the services are bound to what they start after: see the module's docstring.
+INDEPENDENT = "independent"
+GUIDE = "guide"
+CONSTRAINT_FORMS = (INDEPENDENT, GUIDE)
 
 
 class ClusterPlan:
@@ -48,8 +60,12 @@ class ClusterPlan:
         monitor_timeout_s: int = 30,
         params: Mapping[str, Mapping[str, str]] | None = None,
         deep_monitor_interval_s: int = 60,
+        constraints: str = INDEPENDENT,
     ) -> None:
-        """deep_monitor_interval_s: of the depth-20 monitor (0: none)."""
+        """deep_monitor_interval_s: of the depth-20 monitor (0: none); constraints: one of
+        CONSTRAINT_FORMS."""
+        if constraints not in CONSTRAINT_FORMS:
+            raise ValueError(f"constraints {constraints!r}: choose from {', '.join(CONSTRAINT_FORMS)}")
         unknown = [s for s in services if s not in SERVICE_ORDER]
         if unknown:
             raise ValueError(f"unknown services {unknown}: choose from {', '.join(SERVICE_ORDER)}")
@@ -68,6 +84,7 @@ class ClusterPlan:
         self.monitor_interval_s = monitor_interval_s
         self.monitor_timeout_s = monitor_timeout_s
         self.deep_monitor_interval_s = deep_monitor_interval_s
+        self.constraints = constraints
         self.params: dict[str, dict[str, str]] = {s: dict((params or {}).get(s, {})) for s in self.services}
 
     @staticmethod
@@ -87,8 +104,17 @@ class ClusterPlan:
         return found
 
     def dependencies(self) -> list[tuple[str, str]]:
-        """(service, what it starts after and runs with), in start order."""
+        """(service, what it starts after), in start order."""
         return [(s, DEPENDS_ON[s]) for s in self.services if DEPENDS_ON.get(s) in self.services]
+
+    @property
+    def colocated(self) -> bool:
+        """Whether a service runs only where what it starts after runs (the guide's form)."""
+        return self.constraints == GUIDE
+
+    @property
+    def order_kind(self) -> str:
+        return "Mandatory" if self.constraints == GUIDE else "Optional"
 
 
 def pcs_commands(plan: ClusterPlan) -> list[list[str]]:
@@ -114,8 +140,11 @@ def pcs_commands(plan: ClusterPlan) -> list[list[str]]:
         commands.append(argv)
     for service, needed in plan.dependencies():
         first, then = plan.resource_id(needed), plan.resource_id(service)
-        commands.append(["pcs", "constraint", "order", "start", first, "then", then])
-        commands.append(["pcs", "constraint", "colocation", "add", then, "with", first])
+        commands.append(
+            ["pcs", "constraint", "order", "start", first, "then", then, f"kind={plan.order_kind}"]
+        )
+        if plan.colocated:
+            commands.append(["pcs", "constraint", "colocation", "add", then, "with", first])
     if plan.vip:
         commands.append([
             "pcs", "resource", "create", VIP_ID, "ocf:heartbeat:IPaddr2", f"ip={plan.vip}",
@@ -144,8 +173,9 @@ def crm_configuration(plan: ClusterPlan) -> str:
         if service in CLONED:
             lines.append(f"clone cl_{service} p_{service} \\\n    meta interleave=true")
     for service, needed in plan.dependencies():
-        lines.append(f"order o_{needed}_before_{service} Mandatory: {names[needed]} {names[service]}")
-        lines.append(f"colocation c_{service}_with_{needed} inf: {names[service]} {names[needed]}")
+        lines.append(f"order o_{needed}_before_{service} {plan.order_kind}: {names[needed]} {names[service]}")
+        if plan.colocated:
+            lines.append(f"colocation c_{service}_with_{needed} inf: {names[service]} {names[needed]}")
     if plan.vip:
         api = names["cinder-api"]
         lines.append(

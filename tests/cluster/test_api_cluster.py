@@ -2,7 +2,8 @@
 
 cinder-api and cinder-scheduler run as clones on both nodes, cinder-volume once, behind an
 IPaddr2 VIP, configured with the pcs commands of `cinder-ocf cluster-config` (the OpenStack
-HA guide's orders and colocations); the monitors' credentials come from cinder.conf, so no
+HA guide's start order, Optional: a failed service restarts no other); the monitors'
+credentials come from cinder.conf, so no
 password is on any command line or in the CIB.  The scenarios run in order on one deployment
 (see lab/cluster/scenario.py): everything started; a monitoring parameter reloaded without a restart
 (OCF 1.1), another restarting; a SIGKILLed cinder-api restarted where it ran; a
@@ -97,8 +98,7 @@ def test_a_monitoring_parameter_is_reloaded_and_another_restarts(deployment: Dep
         assert change.pids_after == change.pids_before, "reload-agent restarted the daemon"
         assert change.reloaded.keys() == change.pids_before.keys()
         assert all(change.reloaded.values()), f"no reload-agent in the agent's log: {change.reloaded}"
-    # binary spelled another way (the same file): not reloadable, so a restart.  On the leaf
-    # of the constraints: a restart of cinder-api restarts everything ordered after it.
+    # binary spelled another way (the same file): not reloadable, so a restart.
     binary = deployment.current_parameter(VOLUME, "binary")
     moved = binary.replace("/bin/", "/bin/./", 1)
     change = deployment.update_parameters(VOLUME, binary=moved)
@@ -133,6 +133,13 @@ def test_sigkill_is_detected_and_restarted_on_the_same_node(deployment: Deployme
     assert deployment.check_answers() == {"VIP": "300", "node1": "300", "node2": "300"}
     mon = deployment.crm_mon()
     assert "not running" in mon, "crm_mon shows why it was restarted:\n" + mon
+    # Issue 13, point 4: the orders are Optional, so the scheduler beside it and cinder-volume
+    # (which need no local API) keep running, the same processes.
+    assert result.neighbours_before.keys() >= {
+        f"cinder-scheduler@{node}",
+        f"cinder-volume@{deployment.volume_node()}",
+    }
+    assert result.neighbours_after == result.neighbours_before, "a neighbour was restarted"
 
     deployment.cleanup()
     assert all(count == 0 for count in deployment.fail_counts().values()), deployment.crm_mon()

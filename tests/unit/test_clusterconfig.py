@@ -43,18 +43,47 @@ def test_pcs_commands_follow_the_ha_guide_in_pcs_0_11_syntax() -> None:
     assert scheduler.endswith("clone interleave=true --disabled")
     assert "start_grace=120" in volume and "clone" not in volume
     order = commands.index
-    # Each constraint exists before what it constrains is enabled, in the guide's order.
+    # Each constraint exists before what it constrains is enabled, in the guide's start order;
+    # by default the services' orders are Optional and only the VIP is colocated, with an API.
     constraints = [
-        "pcs constraint order start cinder-api-clone then cinder-scheduler-clone",
-        "pcs constraint colocation add cinder-scheduler-clone with cinder-api-clone",
-        "pcs constraint order start cinder-scheduler-clone then cinder-volume",
-        "pcs constraint colocation add cinder-volume with cinder-scheduler-clone",
+        "pcs constraint order start cinder-api-clone then cinder-scheduler-clone kind=Optional",
+        "pcs constraint order start cinder-scheduler-clone then cinder-volume kind=Optional",
         "pcs constraint order start cinder-api-clone then vip",
         "pcs constraint colocation add vip with cinder-api-clone",
     ]
     enable = "pcs resource enable cinder-scheduler cinder-volume vip"
     assert all(order(c) < order(enable) for c in constraints)
+    assert [c for c in commands if c.startswith("pcs constraint")] == constraints
     assert commands[-1] == enable
+
+
+def test_the_guide_form_orders_and_colocates_every_service_with_what_it_needs() -> None:
+    plan = ClusterPlan("/etc/cinder/cinder.conf", services=list(SERVICE_ORDER), vip="192.0.2.10",
+                       constraints="guide")  # fmt: skip
+    constraints = [" ".join(argv) for argv in pcs_commands(plan) if argv[1] == "constraint"]
+    assert constraints == [
+        "pcs constraint order start cinder-api-clone then cinder-scheduler-clone kind=Mandatory",
+        "pcs constraint colocation add cinder-scheduler-clone with cinder-api-clone",
+        "pcs constraint order start cinder-scheduler-clone then cinder-volume kind=Mandatory",
+        "pcs constraint colocation add cinder-volume with cinder-scheduler-clone",
+        "pcs constraint order start cinder-scheduler-clone then cinder-backup kind=Mandatory",
+        "pcs constraint colocation add cinder-backup with cinder-scheduler-clone",
+        "pcs constraint order start cinder-api-clone then vip",
+        "pcs constraint colocation add vip with cinder-api-clone",
+    ]
+    crm = crm_configuration(plan).splitlines()
+    assert [line for line in crm if line.startswith(("order", "colocation"))] == [
+        "order o_cinder-api_before_cinder-scheduler Mandatory: cl_cinder-api cl_cinder-scheduler",
+        "colocation c_cinder-scheduler_with_cinder-api inf: cl_cinder-scheduler cl_cinder-api",
+        "order o_cinder-scheduler_before_cinder-volume Mandatory: cl_cinder-scheduler p_cinder-volume",
+        "colocation c_cinder-volume_with_cinder-scheduler inf: p_cinder-volume cl_cinder-scheduler",
+        "order o_cinder-scheduler_before_cinder-backup Mandatory: cl_cinder-scheduler p_cinder-backup",
+        "colocation c_cinder-backup_with_cinder-scheduler inf: p_cinder-backup cl_cinder-scheduler",
+        "order o_cinder-api_before_vip Mandatory: cl_cinder-api p_vip",
+        "colocation c_vip_with_cinder-api inf: p_vip cl_cinder-api",
+    ]
+    with pytest.raises(ValueError, match="choose from independent, guide"):
+        ClusterPlan("/etc/cinder/cinder.conf", constraints="mandatory")
 
 
 def test_the_deep_monitor_goes_to_the_agents_that_have_depth_20_checks() -> None:
@@ -79,7 +108,8 @@ def test_crm_configuration_has_the_same_shape() -> None:
     text = crm_configuration(ClusterPlan("/etc/cinder/my cinder.conf", services=services, vip="192.0.2.10"))
     assert 'cinder-api \\\n    params config="/etc/cinder/my cinder.conf"' in text
     assert "clone cl_cinder-scheduler p_cinder-scheduler \\\n    meta interleave=true" in text
-    assert "order o_cinder-api_before_cinder-scheduler Mandatory: cl_cinder-api cl_cinder-scheduler" in text
+    assert "order o_cinder-api_before_cinder-scheduler Optional: cl_cinder-api cl_cinder-scheduler" in text
+    assert "colocation c_cinder-scheduler" not in text, "the scheduler needs no API on its node"
     assert "colocation c_vip_with_cinder-api inf: p_vip cl_cinder-api" in text
     assert "cinder-volume" not in text
 
@@ -115,6 +145,11 @@ def test_cli_notes_what_cinder_conf_lacks(tmp_path: Path) -> None:
     assert run.returncode == 0 and run.stderr == "", run.stderr
     assert "secret-in-the-file" not in run.stdout
     assert "primitive p_cinder-volume ocf:openstack:cinder-volume" in run.stdout
+    guide = cli("--config", str(conf), "--format", "crm", "--constraints", "guide")
+    assert "Mandatory: cl_cinder-scheduler p_cinder-volume" in guide.stdout
+    assert "Optional: cl_cinder-scheduler p_cinder-volume" in run.stdout
+    wrong = cli("--config", str(conf), "--constraints", "strict")
+    assert wrong.returncode == 2 and "invalid choice: 'strict'" in wrong.stderr
 
 
 @pytest.mark.parametrize(
