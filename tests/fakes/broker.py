@@ -8,7 +8,7 @@ import json
 import socket
 import threading
 import urllib.parse
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Set
 
 
 class FakeBroker:
@@ -57,7 +57,8 @@ class FakeServices:
     rows[host] is one of: up (updated now), down (not updated since go_down()), stale (up, but
     updated before the service under test started), frozen (up, last updated at frozen_at[host]:
     a server that just died), serving (updated now while serving() says the service under test
-    runs, else frozen at its last report); status forces another HTTP status.
+    runs, else frozen at its last report); status forces another HTTP status, and the
+    os-services requests numbered in unavailable (from 1) answer 503: cinder-api moving.
 
     The round trips over the RPC bus: capabilities[host] and pools are "ok" (200), "hang" (no
     answer until close: the service stopped consuming) or an HTTP status ("502": cinder's
@@ -69,6 +70,8 @@ class FakeServices:
         self.rows: Dict[str, str] = {}
         self.status = 200
         self.requests = 0
+        self.os_services_requests = 0
+        self.unavailable: Set[int] = set()
         self.stale_at = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=5)
         self.down_at: Dict[str, datetime.datetime] = {}
         self.frozen_at: Dict[str, datetime.datetime] = {}
@@ -125,6 +128,9 @@ class FakeServices:
                         return self._round_trip(mode())
                 if "/os-services" not in self.path:
                     return self._answer(404, {"error": "not found"})
+                fake.os_services_requests += 1
+                if fake.os_services_requests in fake.unavailable:
+                    return self._answer(503, {"error": "fake: cinder-api moving"})
                 if fake.status != 200:
                     return self._answer(fake.status, {"error": "fake"})
                 return self._answer(200, fake._body())

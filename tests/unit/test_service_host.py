@@ -112,12 +112,50 @@ def test_guard_off_starts_beside_a_reporting_server(res: Resource) -> None:
     assert "served by another" not in run.log
 
 
+@pytest.mark.parametrize("unavailable", [{1, 2, 3}, {2, 3}], ids=["first-looks", "while-waiting"])
+def test_a_failed_look_is_made_again(res: Resource, unavailable: set) -> None:
+    """cinder-api answering nothing for a few seconds (it moves with the VIP in the same
+    transition as this start) must not let a second server start unseen: the class of
+    one failed request, before the wait or within it."""
+    assert res.services is not None
+    res.services.unavailable = unavailable
+    clock = FakeClock()  # the other server's rows advance at every answered request
+    run = start(res, clock)
+    assert run.code == 1, run
+    assert "is served by another" in run.reason, run
+    assert "HTTP 503" in run.log and "starting anyway" not in run.log, run.log
+    assert res.pid() is None, "start spawned a daemon beside the other server"
+    assert clock.offset <= len(unavailable) + 1.5, clock.offset
+
+
 def test_os_services_failing_does_not_block_a_failover(res: Resource) -> None:
+    """A cinder-api that stays down is a dependency's outage: start goes ahead, after one
+    report_interval + 1 s of asking again."""
     assert res.services is not None
     res.services.status = 500
-    run = start(res, FakeClock())
+    res.agent.params["start_grace"] = str(3 * REPORT_INTERVAL)  # the clock's wait ages the start
+    clock = FakeClock()
+    run = start(res, clock)
     assert run.code == 0, run
     assert "starting anyway" in run.log and "HTTP 500" in run.log, run.log
+    assert REPORT_INTERVAL - 1 <= clock.offset <= REPORT_INTERVAL + 2, clock.offset
+
+
+def test_looks_failing_once_the_report_was_due_start_after_one_more_interval(res: Resource) -> None:
+    """A row that stopped (a crash) and a cinder-api that fails from the second look on: no
+    look saw the silence after the report was due, so start asks for one more interval, then
+    goes ahead with a warning."""
+    assert res.services is not None
+    freeze(res, seconds_ago=1)
+    res.agent.params["start_grace"] = str(4 * REPORT_INTERVAL)
+    res.services.unavailable = set(range(2, 200))
+    clock = FakeClock()
+    run = start(res, clock, timeout_s=120)
+    assert run.code == 0, run
+    assert "runs; starting anyway" in run.log, run.log
+    assert run.log.count("looking again once a second") == 1, run.log  # said once, not per look
+    assert "no server reported" not in run.log, run.log
+    assert 2 * REPORT_INTERVAL - 1 <= clock.offset <= 2 * (REPORT_INTERVAL + 1) + 1, clock.offset
 
 
 def test_a_start_timeout_shorter_than_the_wait_says_so(res: Resource) -> None:

@@ -45,7 +45,8 @@ GUARD_PARAMETER = Parameter(
     "guard_service_host", "Never two servers of one service host",
     "Before start, wait up to report_interval + 1 s (nothing when the last heartbeat is older) "
     "to see whether another server still reports for the service hosts this one will serve "
-    "(os-services, with the monitor's credentials), and refuse to start if one does; while "
+    "(os-services, with the monitor's credentials; a look cinder-api does not answer is made "
+    "again once a second, for as long once more), and refuse to start if one does; while "
     "running, fail the monitor when the broker counts a second server's consumers on the "
     "host's queues. Turn it off only where fencing alone is trusted to prevent two servers "
     "and the failover must not wait for the last heartbeat. A cloned cinder-backup is not "
@@ -71,15 +72,15 @@ def nobody_else_serves(ctx: Context) -> None:
     if not guarded(ctx):
         return
     skip = "start cannot tell whether another server runs"
+    interval = ctx.facts.report_interval
     try:
-        first = _reports(ctx, skip)
+        first = _first_reports(ctx, skip, ctx.clock.time() + interval + SLACK_S)
     except Finding as found:
         if found.status is not Status.SKIPPED:  # no credentials: validate-all warned already
             ctx.log.warning(
                 f"{found.detail}; starting anyway (a dependency's outage must not block a failover)"
             )
         return
-    interval = ctx.facts.report_interval
     now = ctx.clock.time()
     # Rows whose last report is recent enough that their server may still be alive.
     watched = {
@@ -103,17 +104,29 @@ def nobody_else_serves(ctx: Context) -> None:
             f"still reports (report_interval {interval:g} s): raise the start timeout",
         )
 
-    while ctx.clock.time() < until:
+    # A look that fails (cinder-api moving with the VIP) is made again: silence counts only
+    # when a look after the report was due saw it, for up to one more interval.
+    give_up = until + interval + SLACK_S
+    looked_at = ctx.clock.time()
+    failed = ""
+    while looked_at < until:
+        now = ctx.clock.time()
+        if now >= give_up:  # only failed looks since the report was due
+            ctx.log.warning(f"{failed}; starting anyway")
+            return
         if ctx.deadline.remaining() < _POLL_S + SLACK_S:  # no time left for one more look
             raise out_of_time()
-        ctx.clock.sleep(min(_POLL_S, max(0.0, until - ctx.clock.time())))
+        ctx.clock.sleep(min(_POLL_S, until - now) if now < until else _POLL_S)
         try:
             latest = _reports(ctx, skip)
         except Finding as found:
             if ctx.deadline.remaining() < SLACK_S:
                 raise out_of_time() from None  # the request failed for want of time
-            ctx.log.warning(f"{found.detail}; starting anyway")
-            return
+            if found.detail != failed:  # said once, not once a second
+                ctx.log.info(f"{found.detail}; looking again once a second")
+            failed = found.detail
+            continue
+        looked_at = ctx.clock.time()
         for host, before in watched.items():
             after = latest.get(host)
             if after is not None and after > before:
@@ -125,6 +138,24 @@ def nobody_else_serves(ctx: Context) -> None:
                     f"refusing to start a second server of it",
                 )
     ctx.log.info(f"no server reported for {', '.join(sorted(watched))} since: starting")
+
+
+def _first_reports(ctx: Context, skip: str, give_up: float) -> dict[str, float | None]:
+    """The rows' last reports, asked again once a second until give_up while cinder-api fails:
+    in a failover the VIP and cinder-api may move in the same transition as this start (the
+    orders are Optional), and one failed request must not let a second server start unseen."""
+    said = ""
+    while True:
+        try:
+            return _reports(ctx, skip)
+        except Finding as found:
+            retry = found.status is not Status.SKIPPED and ctx.clock.time() + _POLL_S <= give_up
+            if not retry or ctx.deadline.remaining() < 2 * (_POLL_S + SLACK_S):
+                raise
+            if found.detail != said:
+                ctx.log.info(f"{found.detail}; asking again once a second")
+            said = found.detail
+            ctx.clock.sleep(_POLL_S)
 
 
 def _reports(ctx: Context, skip: str) -> dict[str, float | None]:
