@@ -72,6 +72,7 @@ from .harness import (
     node_ip,
     wait_for,
 )
+from .workload import Request, Workload
 
 log = logging.getLogger(__name__)
 
@@ -478,6 +479,8 @@ class Deployment:
         self._created_provider_dir = False
         self._stack_future: Optional[Future[None]] = None
         self._stack_started = 0.0
+        self.client: Optional[Workload] = None  # the cloud user, while it runs
+        self.finished_client: Optional[Workload] = None  # and once it stopped
 
     # --------------------------------------------------------------------- up / down
 
@@ -1332,8 +1335,40 @@ class Deployment:
     def _tokens_cached(self) -> bool:
         return all(self.c.on(n, "find", HA_RSCTMP, "-name", "*.token").stdout.strip() for n in self.c.nodes)
 
+    # --------------------------------------------------------------------- the cloud user
+
+    def start_client(self, workers: int = 2) -> Workload:
+        """A tenant's volumes through the VIP with python-cinderclient, for as long as the
+        deployment runs (lab/cluster/workload.py); view(start, end) says what it saw."""
+        assert self.stack is not None and self._svc is not None
+        if self.client is None:
+            tenant = self._svc.submit(self.stack.tenant).result()  # Keystone is in SVC_NS
+            self.client = Workload(self.stack_venv / "bin" / "python", tenant, workers=workers)
+            self.client.start()
+            self.say(
+                f"A cloud user in {CLIENT_NS} creates, extends and deletes volumes through {VIP} "
+                f"(python-cinderclient, {workers} at a time) while the scenarios run."
+            )
+        return self.client
+
+    def stop_client(self) -> List[Request]:
+        """The user stops, deletes what it made, and says how each volume ended."""
+        client, self.client = self.client, None
+        if client is None:
+            return []
+        finals = client.stop()
+        left = [f"{r.volume} {r.result}" for r in finals if r.result != "deleted"]
+        self.say(
+            f"The cloud user stopped: {len(finals)} volumes made, all deleted."
+            if not left
+            else f"The cloud user stopped: {len(finals)} volumes made; not deleted: {', '.join(left)}."
+        )
+        self.finished_client = client
+        return finals
+
     def stop_cluster(self) -> DownResult:
         """Stop Pacemaker and Corosync on every node (they stop the resources first)."""
+        self.stop_client()  # its clean-up needs the cluster
         if self.cluster is None:
             return DownResult(0.0, self.our_processes())
         cluster, self.cluster = self.cluster, None

@@ -371,6 +371,7 @@ class OpenStack:
         self.database = Postgres(self.root / "postgres", service_user)
         self._postgres: Optional[Process] = None
         self._accounts_done = False
+        self._tenants: Dict[str, Credentials] = {}
         self._db_synced = False
         self._root_prepared = False
 
@@ -982,6 +983,22 @@ class OpenStack:
         """(token, admin project id) for the admin user."""
         token, body = get_token(self.admin)
         return token, body["project"]["id"]
+
+    def tenant(self, name: str = "demo") -> Credentials:
+        """A cloud user: project and user `name`, with the member role on it (what cinder's
+        default policy asks of a project's own volumes); its password only in memory."""
+        if name not in self._tenants:
+            token, _ = self.admin_token()
+            api = _KeystoneAdmin(self.keystone_url, token)
+            credentials = Credentials(self.keystone_url, name, secrets.token_urlsafe(24), name)
+            project = api.find_or_create("projects", {"name": name, "domain_id": "default"}, {})
+            user = api.find_or_create("users", {"name": name, "domain_id": "default"}, {})
+            # Set (again) here: a user found from an earlier run has another password.
+            api.call("PATCH", f"/users/{user['id']}", {"user": {"password": credentials.password}})
+            role = api.find_or_create("roles", {"name": "member"}, {})
+            api.call("PUT", f"/projects/{project['id']}/users/{user['id']}/roles/{role['id']}", expect=(204,))
+            self._tenants[name] = credentials
+        return self._tenants[name]
 
     def _ensure_keystone_accounts(self) -> None:
         """service project, cinder user (admin + service roles), volumev3 service/endpoints."""

@@ -16,8 +16,10 @@ written to benchmarks/cluster-results.json.
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from pathlib import Path
-from typing import Iterator
+from typing import Dict, Iterator
 
 import pytest
 
@@ -30,6 +32,7 @@ from lab.cluster.scenario import (
     VOLUME,
     Deployment,
 )
+from lab.cluster.workload import KINDS, ClientView
 
 from .conftest import deployed
 
@@ -46,14 +49,31 @@ def _report(what: str, seconds: float) -> None:
     print(f"\n[timing] {what}: {seconds:.2f}s")
 
 
+# What the cloud user saw during each scenario (issue 13): test name -> its ClientView.
+CLIENT_VIEWS: Dict[str, ClientView] = {}
+
+
 @pytest.fixture(scope="module")
 def deployment(cluster_host: None) -> Iterator[Deployment]:
     with deployed("cluster") as dep:
         try:
+            dep.start_client()
             yield dep
         finally:
-            dep.timings.write_json(RESULTS, scenario="tests/cluster/test_api_cluster.py")
+            views = {name: view.as_json() for name, view in CLIENT_VIEWS.items()}
+            dep.timings.write_json(RESULTS, scenario="tests/cluster/test_api_cluster.py", client=views)
             print(f"\n[cluster] times written to {RESULTS}:\n{dep.timings.table()}")
+
+
+@pytest.fixture(autouse=True)
+def client_window(request: pytest.FixtureRequest, deployment: Deployment) -> Iterator[None]:
+    """Each scenario's window of the cloud user's requests, printed and kept."""
+    start = time.monotonic()
+    yield
+    client = deployment.client or deployment.finished_client
+    if client is not None:
+        view = CLIENT_VIEWS[request.node.name] = client.view(start, time.monotonic())
+        print(f"\n[client] {request.node.name}: {view.line()}")
 
 
 def test_everything_started_and_the_api_answers_everywhere(deployment: Deployment) -> None:
@@ -277,6 +297,22 @@ def test_a_power_cut_of_cinder_volume_node_moves_it_to_the_survivor(deployment: 
     assert deployment.c.running_nodes == [result.to_node]
     assert deployment.c.resource_nodes(API.id) == [result.to_node]
     assert deployment.check_answers()["VIP"] == "300"
+
+
+def test_the_cloud_user_worked_through_every_scenario(deployment: Deployment) -> None:
+    """Issue 13, point 1: python-cinderclient, as a tenant, through the VIP, all along."""
+    assert deployment.client is not None
+    client = deployment.client
+    finals = deployment.stop_client()
+    requests = client.snapshot()
+    assert "Traceback" not in client.stderr, client.stderr
+    for kind in KINDS:
+        assert any(r.kind == kind and r.ok for r in requests), f"no {kind} succeeded: {requests[-20:]}"
+    idle = [name for name, view in CLIENT_VIEWS.items() if sum(view.tried.values()) == 0]
+    assert CLIENT_VIEWS and idle == [], f"no request during {idle}"
+    assert finals, "the user made no volume"
+    ended = Counter(r.result for r in finals)
+    print(f"\n[client] {len(finals)} volumes made, how they ended: {dict(ended)}")
 
 
 def test_stopping_the_cluster_leaves_no_cinder_process(deployment: Deployment) -> None:

@@ -1,0 +1,167 @@
+"""A cloud user's volume workload through the VIP, and what it saw in a window of time (issue 13).
+
+Workload runs lab/cluster/volume_client.py (python-cinderclient, from the stack venv) in the
+client namespace for as long as the deployment runs: creates, shows, extends and deletes, each
+request a Request.  view(start, end) says what the user saw meanwhile: requests tried and
+failed by kind, the longest time without a successful one of each kind, the failures' causes,
+and the volumes that ended in error or did not settle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from lab.cluster.harness import CLIENT_NS, NODE_ENV
+from lab.stack.openstack import Credentials
+
+SCRIPT = Path(__file__).resolve().with_name("volume_client.py")
+KINDS = ("create", "show", "extend", "delete")
+
+
+@dataclass(frozen=True)
+class Request:
+    kind: str  # create, show, extend, delete; state (a wait's bad end); final (after clean-up)
+    sent: float  # CLOCK_MONOTONIC, as time.monotonic() here
+    done: float
+    result: str  # ok, http:<status>, an exception class; for state/final, the volume's status
+    volume: Optional[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.result == "ok"
+
+
+@dataclass
+class ClientView:
+    """What the user saw between start and end."""
+
+    seconds: float
+    tried: Dict[str, int] = field(default_factory=dict)
+    failed: Dict[str, int] = field(default_factory=dict)
+    longest_without: Dict[str, float] = field(default_factory=dict)  # kind -> s without a success
+    causes: Dict[str, int] = field(default_factory=dict)  # failure result -> count
+    unsettled: List[str] = field(default_factory=list)  # "<volume> <status>": error or stuck
+
+    def line(self) -> str:
+        kinds = "; ".join(
+            f"{k} {self.failed.get(k, 0)}/{self.tried.get(k, 0)} failed, "
+            f"{self.longest_without.get(k, self.seconds):.1f} s without one"
+            for k in KINDS
+        )
+        causes = ", ".join(f"{c} x{n}" for c, n in sorted(self.causes.items())) or "none"
+        unsettled = ", ".join(self.unsettled) or "none"
+        return f"{self.seconds:.0f} s: {kinds}; failures: {causes}; volumes unsettled: {unsettled}"
+
+    def as_json(self) -> Dict[str, object]:
+        return {
+            "seconds": round(self.seconds, 1),
+            "tried": self.tried,
+            "failed": self.failed,
+            "longest_without_s": {k: round(v, 1) for k, v in self.longest_without.items()},
+            "causes": self.causes,
+            "unsettled": self.unsettled,
+        }
+
+
+def longest_without(successes: Sequence[float], start: float, end: float) -> float:
+    """The longest stretch of [start, end] with no success in it."""
+    edges = [start, *sorted(t for t in successes if start <= t <= end), end]
+    return max(b - a for a, b in zip(edges, edges[1:]))
+
+
+def view(requests: Sequence[Request], start: float, end: float) -> ClientView:
+    """What the requests done within [start, end] showed the user."""
+    window = [r for r in requests if start <= r.done <= end]
+    asked = [r for r in window if r.kind in KINDS]
+    seen = ClientView(end - start)
+    seen.tried = dict(Counter(r.kind for r in asked))
+    seen.failed = dict(Counter(r.kind for r in asked if not r.ok))
+    seen.causes = dict(Counter(r.result for r in asked if not r.ok))
+    for kind in KINDS:
+        seen.longest_without[kind] = longest_without(
+            [r.done for r in asked if r.kind == kind and r.ok], start, end
+        )
+    seen.unsettled = [f"{r.volume} {r.result}" for r in window if r.kind == "state"]
+    return seen
+
+
+class Workload:
+    """volume_client.py in the client namespace, its requests read as they complete."""
+
+    def __init__(
+        self, python: Path, credentials: Credentials, *, ns: str = CLIENT_NS, workers: int = 2,
+        duration_s: float = 3600,
+    ) -> None:  # fmt: skip
+        self.argv = [
+            "ip", "netns", "exec", ns, str(python), str(SCRIPT), "--workers", str(workers),
+            "--duration", str(duration_s),
+        ]  # fmt: skip
+        self.credentials = credentials
+        self.requests: List[Request] = []
+        self._lock = threading.Lock()
+        self._proc: Optional[subprocess.Popen[str]] = None
+        self._reader: Optional[threading.Thread] = None
+        self.stderr = ""
+
+    def start(self) -> Workload:
+        self._proc = subprocess.Popen(
+            self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=NODE_ENV, start_new_session=True,
+        )  # fmt: skip
+        assert self._proc.stdin is not None
+        c = self.credentials  # on stdin: never on a command line
+        self._proc.stdin.write(json.dumps({
+            "auth_url": c.auth_url, "username": c.username, "password": c.password,
+            "project_name": c.project_name, "user_domain_name": c.user_domain_name,
+            "project_domain_name": c.project_domain_name,
+        }) + "\n")  # fmt: skip
+        self._proc.stdin.flush()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        return self
+
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                data = json.loads(line)
+                request = Request(data["kind"], float(data["sent"]), float(data["done"]),
+                                  str(data["result"]), data.get("volume"))  # fmt: skip
+                with self._lock:
+                    self.requests.append(request)
+
+    def stop(self, timeout: float = 240) -> List[Request]:
+        """Close its stdin: it ends its cycles, deletes what it made (each volume given time to
+        settle) and exits.  The final records: how each volume ended."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return self.finals()
+        assert proc.stdin is not None and proc.stderr is not None
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # our own child, by its Popen
+            proc.wait(10)
+        if self._reader is not None:
+            self._reader.join(10)
+        self.stderr = proc.stderr.read()[-2000:]
+        return self.finals()
+
+    def snapshot(self) -> List[Request]:
+        with self._lock:
+            return list(self.requests)
+
+    def finals(self) -> List[Request]:
+        return [r for r in self.snapshot() if r.kind == "final"]
+
+    def view(self, start: float, end: float) -> ClientView:
+        return view(self.snapshot(), start, end)
