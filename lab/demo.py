@@ -6,7 +6,10 @@ configures cinder-api and cinder-scheduler as clones and cinder-volume as one re
 a virtual IP with the pcs commands of `cinder-ocf cluster-config` (the OpenStack HA guide's),
 then breaks things and shows what the cluster does: cinder-api killed on one node, the VIP's
 node put in standby while a client keeps calling (cinder-volume moves too, or next), Keystone
-stopped.  Everything is taken down at the end, also after a failure or Ctrl-C.
+stopped, a cinder-volume started by hand.  All along, a cloud user creates, extends and deletes
+volumes through the VIP with python-cinderclient: after each fault the demo says what it saw,
+and the summary has a table of it per fault.  Everything is taken down at the end, also after a
+failure or Ctrl-C.
 
 Run as root with the agents' virtualenv, from the repository root:
 /var/tmp/cinder-ocf/venv/bin/python -m lab.demo (`make demo` installs everything first).
@@ -22,7 +25,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Tuple
+from typing import List, Tuple
 
 try:
     from lab.cluster.harness import CLIENT_NS, VIP, node_ip
@@ -38,6 +41,7 @@ try:
         api_url,
         stack_venv_for_nodes,
     )
+    from lab.cluster.workload import ClientView
 except ImportError as missing:  # not the agents' venv
     sys.exit(f"{missing}: run lab.demo with the agents' venv (make demo)")
 
@@ -89,6 +93,38 @@ def show_cluster(deployment: Deployment) -> None:
     show(check.stdout)
 
 
+# What the cloud user saw during each fault: (fault, ClientView), for the summary.
+USER_SAW: List[Tuple[str, ClientView]] = []
+
+
+def user_saw(deployment: Deployment, fault: str, since: float) -> None:
+    """The cloud user's tally for the fault that began at since, said now and kept."""
+    if deployment.client is None:
+        return
+    view = deployment.client.view(since, time.monotonic())
+    USER_SAW.append((fault, view))
+    tried, failed = sum(view.tried.values()), sum(view.failed.values())
+    causes = ", ".join(f"{c} x{n}" for c, n in sorted(view.causes.items())) or "none"
+    say(
+        f"The cloud user meanwhile: {tried} requests, {failed} failed ({causes}); longest without a "
+        f"successful create {view.longest_without['create']:.1f} s; volumes in error or stuck: "
+        f"{', '.join(view.unsettled) or 'none'}."
+    )
+
+
+def user_table() -> None:
+    """Per fault: what the cloud user saw."""
+    print("\n    What the cloud user saw (python-cinderclient through the VIP):")
+    width = max((len(fault) for fault, _ in USER_SAW), default=5)
+    print(f"    {'fault':<{width}}  requests  failed  s without a create  volumes in error or stuck")
+    for fault, view in USER_SAW:
+        tried, failed = sum(view.tried.values()), sum(view.failed.values())
+        stuck = ", ".join(view.unsettled) or "none"
+        print(
+            f"    {fault:<{width}}  {tried:8d}  {failed:6d}  {view.longest_without['create']:18.1f}  {stuck}"
+        )
+
+
 def kill(deployment: Deployment) -> KillResult:
     vip_node = deployment.vip_node()
     other = deployment.other_node(vip_node)
@@ -98,7 +134,9 @@ def kill(deployment: Deployment) -> KillResult:
         f"runs every {MONITOR_INTERVAL_S} s; we watch {api_url(node_ip(other))} directly and "
         f"the VIP (on {vip_node}) from the client."
     )
+    since = time.monotonic()
     result = deployment.kill_and_recover(other)
+    user_saw(deployment, "cinder-api SIGKILL", since)
     say("$ crm_mon -1   (the failure stays listed until an operator cleans it up)")
     show(deployment.crm_mon())
     deployment.cleanup()
@@ -113,12 +151,16 @@ def standby(deployment: Deployment) -> Tuple[StandbyResult, VolumeMove]:
         "and cinder-volume too if it runs there. The client keeps calling the API through the VIP; "
         "we measure how long it waits."
     )
+    since = time.monotonic()
     result = deployment.standby_move()
+    user_saw(deployment, "standby of the VIP's node", since)
     say("$ crm_mon -1")
     show(deployment.crm_mon())
     say(f"Now the node running cinder-volume, {deployment.volume_node()}, goes in standby: cinder-volume")
     say("moves, and os-services shows the same service hosts up, reported from the other node.")
+    since = time.monotonic()
     move = deployment.standby_volume_node()
+    user_saw(deployment, "standby of cinder-volume's node", since)
     say("$ crm_mon -1")
     show(deployment.crm_mon())
     return result, move
@@ -130,7 +172,9 @@ def keystone_outage(deployment: Deployment) -> OutageResult:
         "Without Keystone no token can be checked. The old shell agents called every cinder-api "
         "dead then, and Pacemaker restarted them all. This agent only warns: restarting fixes nothing."
     )
+    since = time.monotonic()
     result = deployment.keystone_outage()
+    user_saw(deployment, "Keystone stopped", since)
     restarted = result.operations_after != result.operations_before
     failures = sum(result.fail_counts_after.values())
     say(
@@ -149,7 +193,9 @@ def stray(deployment: Deployment) -> StrayResult:
         "feet. The running resource's monitor counts two servers on the broker's queue; the restart "
         "refuses while the copy reports; the start on the copy's node ends the copy and takes over."
     )
+    since = time.monotonic()
     result = deployment.stray_on_the_other_node()
+    user_saw(deployment, "a cinder-volume by hand", since)
     say(f"crm_mon listed: {result.reason}")
     say(f"At the end: {result.servers} cinder-volume, the resource's, on {deployment.volume_node()}.")
     return result
@@ -188,6 +234,8 @@ def summary(
     for what, seconds in rows:
         print(f"    {what:<{width}}  {seconds:7.2f}")
     print(f"    ({s.gap.failed} of the client's requests failed during the standby move)")
+    user_table()
+    deployment.stop_client()
 
 
 def main() -> int:
@@ -214,6 +262,7 @@ def main() -> int:
         deployment.up()
         step(3, "What the cluster shows")
         show_cluster(deployment)
+        deployment.start_client()
         results = kill(deployment), standby(deployment), keystone_outage(deployment), stray(deployment)
         summary(deployment, *results)
     except KeyboardInterrupt:

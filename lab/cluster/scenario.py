@@ -32,7 +32,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -72,6 +71,7 @@ from .harness import (
     node_ip,
     wait_for,
 )
+from .recorder import Recorder
 from .workload import Request, Workload
 
 log = logging.getLogger(__name__)
@@ -196,68 +196,30 @@ class Gap:
     answered: int
 
 
+def _sample(line: str) -> Optional[Sample]:
+    """One line of client.py: <sent> <done> <result>."""
+    parts = line.split()
+    return Sample(float(parts[0]), float(parts[1]), parts[2]) if len(parts) == 3 else None
+
+
 class Poller:
     """lab/cluster/client.py in a namespace of the test network, calling one URL every
     `interval` seconds until stopped; the samples arrive while it runs."""
 
     def __init__(self, url: str, *, ns: str = CLIENT_NS, interval: float = 0.1, timeout: float = 2.0) -> None:
         self.url = url
-        self.ns = ns
-        self.interval = interval
         self.timeout = timeout
-        self.samples: List[Sample] = []
-        self._lock = threading.Lock()
-        self._proc: Optional[subprocess.Popen[str]] = None
-        self._reader: Optional[threading.Thread] = None
+        argv = ["ip", "netns", "exec", ns, sys.executable, str(CLIENT_SCRIPT), url,
+                "--interval", str(interval), "--timeout", str(timeout)]  # fmt: skip
+        self._recorder = Recorder(argv, _sample)
 
     def start(self) -> Poller:
-        self._proc = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.ns,
-                sys.executable,
-                str(CLIENT_SCRIPT),
-                self.url,
-                "--interval",
-                str(self.interval),
-                "--timeout",
-                str(self.timeout),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=NODE_ENV,
-            start_new_session=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self._recorder.start()
         return self
-
-    def _read(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        for line in self._proc.stdout:
-            parts = line.split()
-            if len(parts) == 3:
-                with self._lock:
-                    self.samples.append(Sample(float(parts[0]), float(parts[1]), parts[2]))
 
     def stop(self) -> None:
         """Close its stdin: it finishes the requests in flight and exits."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        assert proc.stdin is not None
-        with contextlib.suppress(BrokenPipeError):
-            proc.stdin.close()
-        try:
-            proc.wait(self.timeout + 5)
-        except subprocess.TimeoutExpired:
-            proc.kill()  # our own child, by its Popen
-            proc.wait(10)
-        if self._reader is not None:
-            self._reader.join(5)
+        self._recorder.stop(self.timeout + 5)
 
     def __enter__(self) -> Poller:
         return self.start()
@@ -266,8 +228,7 @@ class Poller:
         self.stop()
 
     def snapshot(self) -> List[Sample]:
-        with self._lock:
-            return sorted(self.samples, key=lambda s: s.done)
+        return sorted(self._recorder.records(), key=lambda s: s.done)
 
     def first_failure(self, after: float) -> Optional[Sample]:
         return next((s for s in self.snapshot() if s.sent >= after and not s.ok), None)

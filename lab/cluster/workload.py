@@ -9,16 +9,14 @@ and the volumes that ended in error or did not settle.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import subprocess
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from lab.cluster.harness import CLIENT_NS, NODE_ENV
+from lab.cluster.harness import CLIENT_NS
+from lab.cluster.recorder import Recorder
 from lab.stack.openstack import Credentials
 
 SCRIPT = Path(__file__).resolve().with_name("volume_client.py")
@@ -92,6 +90,16 @@ def view(requests: Sequence[Request], start: float, end: float) -> ClientView:
     return seen
 
 
+def parse(line: str) -> Optional[Request]:
+    """One of volume_client.py's JSON lines, None for anything else."""
+    try:
+        data = json.loads(line)
+        return Request(data["kind"], float(data["sent"]), float(data["done"]), str(data["result"]),
+                       data.get("volume"))  # fmt: skip
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 class Workload:
     """volume_client.py in the client namespace, its requests read as they complete."""
 
@@ -99,66 +107,34 @@ class Workload:
         self, python: Path, credentials: Credentials, *, ns: str = CLIENT_NS, workers: int = 2,
         duration_s: float = 3600,
     ) -> None:  # fmt: skip
-        self.argv = [
+        argv = [
             "ip", "netns", "exec", ns, str(python), str(SCRIPT), "--workers", str(workers),
             "--duration", str(duration_s),
         ]  # fmt: skip
         self.credentials = credentials
-        self.requests: List[Request] = []
-        self._lock = threading.Lock()
-        self._proc: Optional[subprocess.Popen[str]] = None
-        self._reader: Optional[threading.Thread] = None
-        self.stderr = ""
+        self._recorder = Recorder(argv, parse)
 
     def start(self) -> Workload:
-        self._proc = subprocess.Popen(
-            self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=NODE_ENV, start_new_session=True,
-        )  # fmt: skip
-        assert self._proc.stdin is not None
         c = self.credentials  # on stdin: never on a command line
-        self._proc.stdin.write(json.dumps({
+        self._recorder.start(json.dumps({
             "auth_url": c.auth_url, "username": c.username, "password": c.password,
             "project_name": c.project_name, "user_domain_name": c.user_domain_name,
             "project_domain_name": c.project_domain_name,
-        }) + "\n")  # fmt: skip
-        self._proc.stdin.flush()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        }))  # fmt: skip
         return self
-
-    def _read(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        for line in self._proc.stdout:
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                data = json.loads(line)
-                request = Request(data["kind"], float(data["sent"]), float(data["done"]),
-                                  str(data["result"]), data.get("volume"))  # fmt: skip
-                with self._lock:
-                    self.requests.append(request)
 
     def stop(self, timeout: float = 240) -> List[Request]:
         """Close its stdin: it ends its cycles, deletes what it made (each volume given time to
         settle) and exits.  The final records: how each volume ended."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return self.finals()
-        assert proc.stdin is not None and proc.stderr is not None
-        with contextlib.suppress(BrokenPipeError):
-            proc.stdin.close()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()  # our own child, by its Popen
-            proc.wait(10)
-        if self._reader is not None:
-            self._reader.join(10)
-        self.stderr = proc.stderr.read()[-2000:]
+        self._recorder.stop(timeout)
         return self.finals()
 
+    @property
+    def stderr(self) -> str:
+        return self._recorder.stderr
+
     def snapshot(self) -> List[Request]:
-        with self._lock:
-            return list(self.requests)
+        return self._recorder.records()
 
     def finals(self) -> List[Request]:
         return [r for r in self.snapshot() if r.kind == "final"]

@@ -992,9 +992,12 @@ class OpenStack:
             api = _KeystoneAdmin(self.keystone_url, token)
             credentials = Credentials(self.keystone_url, name, secrets.token_urlsafe(24), name)
             project = api.find_or_create("projects", {"name": name, "domain_id": "default"}, {})
-            user = api.find_or_create("users", {"name": name, "domain_id": "default"}, {})
-            # Set (again) here: a user found from an earlier run has another password.
-            api.call("PATCH", f"/users/{user['id']}", {"user": {"password": credentials.password}})
+            # The password with the user, as for the service user: a change right after would
+            # revoke the first tokens (Keystone's revocation has a one-second resolution).
+            user = api.find_or_create(
+                "users", {"name": name, "domain_id": "default"},
+                {"password": credentials.password, "default_project_id": project["id"]},
+            )  # fmt: skip
             role = api.find_or_create("roles", {"name": "member"}, {})
             api.call("PUT", f"/projects/{project['id']}/users/{user['id']}/roles/{role['id']}", expect=(204,))
             self._tenants[name] = credentials
