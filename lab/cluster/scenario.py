@@ -55,6 +55,7 @@ from lab.stack.install import (
 )
 from lab.stack.openstack import CINDER_API_PORT, OpenStack
 
+from . import workload
 from .harness import (
     CLIENT_NS,
     NODE_ENV,
@@ -72,7 +73,7 @@ from .harness import (
     wait_for,
 )
 from .recorder import Recorder
-from .workload import Request, Workload
+from .workload import Held, Managed, Request, Workload
 
 log = logging.getLogger(__name__)
 
@@ -1311,6 +1312,30 @@ class Deployment:
                 f"(python-cinderclient, {workers} at a time) while the scenarios run."
             )
         return self.client
+
+    def hold_volume(self) -> Held:
+        """A volume of the cloud user's, available, made before a fault."""
+        assert self.stack is not None and self._svc is not None
+        stack = self.stack
+        return self._svc.submit(lambda: workload.hold(stack, stack.tenant())).result()
+
+    def manage_held(self, held: Held) -> Managed:
+        """After the fault: whether the user can still extend and delete it, how soon, and
+        through the same service host."""
+        assert self.stack is not None and self._svc is not None
+        stack = self.stack
+        managed = self._svc.submit(lambda: workload.manage(stack, stack.tenant(), held)).result()
+        if managed.extended_s is None:
+            self.say(f"The volume made before could not be extended: {managed.why}")
+            return managed
+        host = managed.host_after or "?"
+        if managed.host_after != held.host:
+            host += f" (it was {held.host})"
+        self.say(
+            f"The volume made before: extended {managed.extended_s:.1f} s after the first try, "
+            f"{'deleted' if managed.deleted else 'NOT deleted: ' + managed.why}, service host {host}."
+        )
+        return managed
 
     def stop_client(self) -> List[Request]:
         """The user stops, deletes what it made, and says how each volume ended."""

@@ -133,17 +133,23 @@ class User:
             self.wait(volume, "gone", within, stop)
 
     def clean_up(self, within: float) -> None:
-        """Delete every volume left (error ones included) once it settled, then say how each
-        one ended."""
+        """Delete every volume left (error ones included) once it settled, all within one
+        budget of `within` seconds (stuck volumes must not add up), then say how each ended."""
         never = threading.Event()
+        give_up = time.monotonic() + within
+
+        def budget() -> float:
+            return max(10.0, give_up - time.monotonic())  # a delete always gets a little time
+
         for volume in sorted(self.made):
-            if self.made[volume] == "deleted":
-                continue
             status = self.made[volume]
-            if status != "available" and not status.startswith("error"):
-                self.wait(volume, "available", within, never)  # a delete needs a settled volume
+            if status == "deleted":
+                continue
+            settling = status != "available" and not status.startswith("error")
+            if settling and give_up > time.monotonic():
+                self.wait(volume, "available", give_up - time.monotonic(), never)
             if self.call("delete", volume, lambda v=volume: self.cinder.volumes.delete(v)):
-                self.wait(volume, "gone", within, never)
+                self.wait(volume, "gone", budget(), never)
         for volume, status in sorted(self.made.items()):
             emit("final", time.monotonic(), status, volume)
 

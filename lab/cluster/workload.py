@@ -4,20 +4,24 @@ Workload runs lab/cluster/volume_client.py (python-cinderclient, from the stack 
 client namespace for as long as the deployment runs: creates, shows, extends and deletes, each
 request a Request.  view(start, end) says what the user saw meanwhile: requests tried and
 failed by kind, the longest time without a successful one of each kind, the failures' causes,
-and the volumes that ended in error or did not settle.
+and the volumes that ended in error or did not settle.  hold() and manage() make a volume
+before a fault and manage it after (extend, delete): whether the user still can, how soon,
+and through the same service host.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
-from lab.cluster.harness import CLIENT_NS
+from lab.cluster.harness import CLIENT_NS, HarnessError, wait_for
 from lab.cluster.recorder import Recorder
-from lab.stack.openstack import Credentials
+from lab.stack.openstack import Credentials, OpenStack
 
 SCRIPT = Path(__file__).resolve().with_name("volume_client.py")
 KINDS = ("create", "show", "extend", "delete")
@@ -105,11 +109,13 @@ class Workload:
 
     def __init__(
         self, python: Path, credentials: Credentials, *, ns: str = CLIENT_NS, workers: int = 2,
-        duration_s: float = 3600,
+        duration_s: float = 3600, settle_s: float = 30,
     ) -> None:  # fmt: skip
+        """settle_s: how long a worker waits for one volume to settle before it calls it stuck
+        and goes on (the faults leave some in creating for good)."""
         argv = [
             "ip", "netns", "exec", ns, str(python), str(SCRIPT), "--workers", str(workers),
-            "--duration", str(duration_s),
+            "--duration", str(duration_s), "--within", str(settle_s),
         ]  # fmt: skip
         self.credentials = credentials
         self._recorder = Recorder(argv, parse)
@@ -141,3 +147,95 @@ class Workload:
 
     def view(self, start: float, end: float) -> ClientView:
         return view(self.snapshot(), start, end)
+
+
+# ------------------------------------------------------------- a volume made before a fault
+
+
+@dataclass(frozen=True)
+class Held:
+    """A cloud user's volume made (available) before a fault, and its service host then."""
+
+    volume: str
+    host: str  # os-vol-host-attr:host, host@backend#pool (the admin's view)
+
+
+@dataclass(frozen=True)
+class Managed:
+    """The held volume after the fault: extended and deleted, by which service host."""
+
+    held: Held
+    extended_s: Optional[float]  # from the first extend tried to the volume available at 2 GiB
+    deleted: bool
+    host_after: str
+    why: str  # what went wrong, "" if nothing
+
+    @property
+    def ok(self) -> bool:
+        return self.extended_s is not None and self.deleted and self.host_after == self.held.host
+
+
+def _volume(stack: OpenStack, volume: str) -> Optional[Dict[str, Any]]:
+    """The admin's view of the volume, None once it is gone."""
+    answer = stack.volumes_call("GET", f"/{volume}")
+    if answer.status == 404:
+        return None
+    if answer.status != 200:
+        raise HarnessError(f"GET volume {volume}: HTTP {answer.status}")
+    found: Dict[str, Any] = answer.json()["volume"]
+    return found
+
+
+def _settled(stack: OpenStack, volume: str, size: int) -> Optional[Dict[str, Any]]:
+    """The volume once available at size; None while it is not yet, or cannot be asked
+    (cinder-api or Keystone moving); HarnessError when it went to error or is gone."""
+    try:
+        seen = _volume(stack, volume)
+    except (OSError, RuntimeError):  # no answer (URLError), no token
+        return None
+    if seen is None or seen["status"].startswith("error"):
+        raise HarnessError(f"volume {volume}: {seen['status'] if seen else 'gone'}")
+    return seen if seen["status"] == "available" and seen["size"] == size else None
+
+
+def hold(stack: OpenStack, tenant: Credentials, within: float = 120) -> Held:
+    """A 1 GiB volume of the tenant's, available, before a fault."""
+    made = stack.volumes_call("POST", "", {"volume": {"size": 1, "name": "cocf-held"}}, tenant)
+    if made.status != 202:
+        raise HarnessError(f"create the held volume: HTTP {made.status} {made.body[:200]!r}")
+    volume = made.json()["volume"]["id"]
+    seen = wait_for(lambda: _settled(stack, volume, 1), within, f"held volume {volume} available", 0.5)
+    return Held(volume, seen.get("os-vol-host-attr:host") or "")
+
+
+def manage(stack: OpenStack, tenant: Credentials, held: Held, within: float = 120) -> Managed:
+    """After the fault: extend the held volume to 2 GiB (asked again while cinder-api or the
+    scheduler refuse, for up to within seconds: the time until the user can manage it again),
+    then delete it, as its owner."""
+    start = time.monotonic()
+    extended_s: Optional[float] = None
+    why = ""
+    try:
+
+        def extend() -> bool:
+            body = {"os-extend": {"new_size": 2}}
+            try:
+                return stack.volumes_call("POST", f"/{held.volume}/action", body, tenant).status == 202
+            except (OSError, RuntimeError):  # no answer, no token: asked again
+                return False
+
+        wait_for(extend, within, f"extend of {held.volume} accepted", 1.0)
+        seen = wait_for(lambda: _settled(stack, held.volume, 2), within, f"{held.volume} at 2 GiB", 0.5)
+        extended_s = time.monotonic() - start
+        host_after = seen.get("os-vol-host-attr:host") or ""
+    except HarnessError as err:
+        why, seen_now = str(err), None
+        with contextlib.suppress(HarnessError, OSError, RuntimeError):
+            seen_now = _volume(stack, held.volume)
+        host_after = (seen_now or {}).get("os-vol-host-attr:host") or ""
+    try:
+        deleted = stack.volumes_call("DELETE", f"/{held.volume}", credentials=tenant).status == 202
+        deleted = deleted and wait_for(lambda: _volume(stack, held.volume) is None, within, "deleted", 0.5)
+    except (HarnessError, OSError, RuntimeError) as err:
+        deleted, why = False, why or f"delete: {err}"
+    return Managed(held, extended_s, deleted, host_after, why)

@@ -1167,6 +1167,14 @@ class OpenStack:
             raise RuntimeError(f"GET get_pools: HTTP {response.status} {response.body[:300]!r}")
         return [pool["name"] for pool in response.json()["pools"]]
 
+    def volumes_call(
+        self, method: str, path: str = "", body: Any = None, credentials: Optional[Credentials] = None
+    ) -> HttpResponse:
+        """``{method} /v3/{project}/volumes{path}`` as credentials (default: the admin)."""
+        token, scoped = get_token(credentials or self.admin)
+        url = f"{self.cinder_url}/v3/{scoped['project']['id']}/volumes{path}"
+        return http_request(method, url, body, headers={"X-Auth-Token": token})
+
     # ---- whole stack --------------------------------------------------------------------
 
     def start(self) -> None:

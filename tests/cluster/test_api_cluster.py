@@ -32,7 +32,7 @@ from lab.cluster.scenario import (
     VOLUME,
     Deployment,
 )
-from lab.cluster.workload import KINDS, ClientView
+from lab.cluster.workload import KINDS, ClientView, Managed
 
 from .conftest import deployed
 
@@ -51,6 +51,8 @@ def _report(what: str, seconds: float) -> None:
 
 # What the cloud user saw during each scenario (issue 13): test name -> its ClientView.
 CLIENT_VIEWS: Dict[str, ClientView] = {}
+# The volume made before each scenario, managed after it: test name -> Managed.
+MANAGED: Dict[str, Managed] = {}
 
 
 @pytest.fixture(scope="module")
@@ -67,13 +69,18 @@ def deployment(cluster_host: None) -> Iterator[Deployment]:
 
 @pytest.fixture(autouse=True)
 def client_window(request: pytest.FixtureRequest, deployment: Deployment) -> Iterator[None]:
-    """Each scenario's window of the cloud user's requests, printed and kept."""
+    """Each scenario's window of the cloud user's requests, printed and kept; and a volume of
+    the user's made before it, extended and deleted after it (issue 13, pt 2)."""
+    name = request.node.name
+    held = deployment.hold_volume() if deployment.cluster is not None else None
     start = time.monotonic()
     yield
     client = deployment.client or deployment.finished_client
     if client is not None:
-        view = CLIENT_VIEWS[request.node.name] = client.view(start, time.monotonic())
-        print(f"\n[client] {request.node.name}: {view.line()}")
+        view = CLIENT_VIEWS[name] = client.view(start, time.monotonic())
+        print(f"\n[client] {name}: {view.line()}")
+    if held is not None and deployment.cluster is not None:
+        MANAGED[name] = deployment.manage_held(held)
 
 
 def test_everything_started_and_the_api_answers_everywhere(deployment: Deployment) -> None:
@@ -313,6 +320,16 @@ def test_the_cloud_user_worked_through_every_scenario(deployment: Deployment) ->
     assert finals, "the user made no volume"
     ended = Counter(r.result for r in finals)
     print(f"\n[client] {len(finals)} volumes made, how they ended: {dict(ended)}")
+
+
+def test_every_volume_made_before_a_fault_is_managed_after_it(deployment: Deployment) -> None:
+    """Issue 13, pt 3: after every scenario so far, the volume the user made before it was
+    extended and deleted, by the same service host."""
+    for name, managed in MANAGED.items():
+        print(f"\n[held] {name}: extended {managed.extended_s} s after the first try, {managed}")
+    assert MANAGED, "no volume was held"
+    lost = {name: managed for name, managed in MANAGED.items() if not managed.ok}
+    assert lost == {}, lost
 
 
 def test_stopping_the_cluster_leaves_no_cinder_process(deployment: Deployment) -> None:
