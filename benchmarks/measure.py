@@ -83,6 +83,7 @@ TOKEN_VALIDATION = '"GET /v3/auth/tokens '  # cinder-api's keystonemiddleware ch
 # cinder-api trusts a token it validated before it asks Keystone again.
 MIDDLEWARE_TOKEN_CACHE_S = 300
 BACKEND_COUNTS = (1, 4, 16)
+GUARDED = ("cinder-volume", "cinder-backup")  # held to one server per service host (issue 11)
 # The unit tests' stand-in for cinder-volume (run as a file, not imported): one idle child per
 # backend, each holding a TCP connection to the broker, no database.
 FAKE_DAEMON = HERE.parent / "tests" / "fakes" / "fake_cinder_rpc.py"
@@ -391,6 +392,7 @@ class Bench:
             "imports": {},
             "profile": {},
             "deep": {},
+            "guard": {},
         }
         self.scratch = self._dir("cinder-ocf-bench-")
         self.scratch.chmod(0o700)
@@ -767,6 +769,35 @@ class Bench:
         except FileNotFoundError:
             return 0
         return sum(1 for ln in lines if request in ln and "Python-urllib" not in ln)
+
+    def guard_cost(self, resource: Agent) -> None:
+        """Issue 11: the cached-token monitor with guard_service_host on (the default: the
+        broker's consumer count, one AMQP connection) and off, alternately in one batch; the
+        copy scan runs in both (it is not a parameter's)."""
+        off = Agent(
+            resource.path,
+            resource.rsctmp,
+            resource.instance,
+            {**resource.params, "guard_service_host": "false"},
+        )
+        self._check(measured(off, "monitor"), off, "guard off")  # its parameters' facts cached
+        on_runs: List[Run] = []
+        off_runs: List[Run] = []
+        for _ in range(self.runs):
+            on_runs.append(self._check(measured(resource, "monitor"), resource, "guard on"))
+            off_runs.append(self._check(measured(off, "monitor"), off, "guard off"))
+        figures = {
+            side: {
+                "wall_ms": summary([r.wall for r in runs], 1000),
+                "cpu_ms": summary([r.cpu for r in runs], 1000),
+            }
+            for side, runs in (("on", on_runs), ("off", off_runs))
+        }
+        self.results["guard"][resource.path.name] = figures
+        LOG.info(
+            "%s monitor, guard on / off: %.1f / %.1f ms wall", resource.path.name,
+            figures["on"]["wall_ms"]["median"], figures["off"]["wall_ms"]["median"],
+        )  # fmt: skip
 
     def tokens_per_hour(self, resource: Agent) -> None:
         """Monitors from an empty token cache, counted on Keystone's side."""
@@ -1194,6 +1225,8 @@ class Bench:
             resource = self.resource(name, f"bench-{name}", rsctmp)
             self.lifecycle(resource)
             self.results["monitor"][name] = self.monitor_paths(resource, partner=api)
+            if name in GUARDED:
+                self.guard_cost(resource)
             if name == "cinder-volume":
                 self.imports(resource)
             self.tokens_per_hour(resource)

@@ -484,6 +484,30 @@ def deep_table(results: Dict[str, Any]) -> List[str]:
     return [head, "|---|---|---|---|---|", *rows]
 
 
+def guard_lines(results: Dict[str, Any]) -> List[str]:
+    """Issue 11: what one server per service host costs the recurring monitor."""
+    out = [
+        "## One server per service host: what the consumer count costs the monitor",
+        "",
+        "The cached-token monitor with `guard_service_host` on (the default: a passive queue "
+        "declare per service host, on one AMQP connection to the broker) and off, alternately "
+        "in one batch (medians). The scan for copies the agent did not start runs in both.",
+        "",
+    ]
+    rows = []
+    for name, fig in (results.get("guard") or {}).items():
+        on, off = fig["on"], fig["off"]
+        rows.append(
+            f"| {name} | {_med(on['wall_ms'])} | {_med(off['wall_ms'])} | "
+            f"{on['wall_ms']['median'] - off['wall_ms']['median']:+.1f} | {_med(on['cpu_ms'])} | "
+            f"{_med(off['cpu_ms'])} | {on['cpu_ms']['median'] - off['cpu_ms']['median']:+.1f} |"
+        )
+    if not rows:
+        return [*out, "Not measured in this run."]
+    head = "| agent | wall on ms | wall off ms | added wall ms | CPU on ms | CPU off ms | added CPU ms |"
+    return [*out, head, "|---|---|---|---|---|---|---|", *rows]
+
+
 def summary_text(results: Dict[str, Any]) -> str:
     """What make bench prints at the end: point 8's table and every target, met or not."""
     return "\n".join(
@@ -650,7 +674,7 @@ def results_md(results: Dict[str, Any]) -> str:
                     else "- | - | - |"
                 )
             )
-    out += ["", *deep_lines(results)]
+    out += ["", *deep_lines(results), "", *guard_lines(results)]
     cluster = results.get("cluster")
     out += ["", "## Cluster (tests/cluster, benchmarks/cluster-results.json)", ""]
     if cluster:
