@@ -86,7 +86,7 @@ class Environment:
                 self.params[key[len(_RESKEY) :]] = value
         level = environ.get("OCF_CHECK_LEVEL", "").strip()
         # None when unset: validate-all tells "unset" (check this node) from an explicit 0.
-        self.check_level: int | None = int(level) if level.isdigit() else None
+        self.check_level: int | None = int(level) if is_ascii_number(level) else None
         self.ocf_version = ocf_version(environ)
 
     @property
@@ -108,6 +108,11 @@ class Environment:
         """The operation's timeout: Pacemaker kills the agent when it runs out."""
         ms = _int_or(self.meta.get("timeout", ""), 0)
         return ms / 1000.0 if ms > 0 else default_s
+
+
+def is_ascii_number(text: str) -> bool:
+    """Digits 0-9 only: str.isdigit() also takes '²' and '٣', which int() refuses or reads."""
+    return text.isascii() and text.isdigit()
 
 
 def _int_or(text: str, default: int) -> int:

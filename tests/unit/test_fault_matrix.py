@@ -379,6 +379,14 @@ INPUT_ROWS = [
         lambda ctx: ctx.env.update(OCF_RESKEY_CRM_meta_timeout="soon")),
     Row("check-level-garbage", ["cinder-scheduler"], "monitor", 7, "no pid file",
         lambda ctx: ctx.env.update(OCF_CHECK_LEVEL="deep;rm -rf /")),
+    # Characters str.isdigit() takes and int() refuses (a superscript) or reads (other scripts'
+    # digits): never an internal error, and only ASCII digits are a level or a port.
+    Row("check-level-superscript", ["cinder-scheduler", "cinder-api"], "monitor", 7, "no pid file",
+        lambda ctx: ctx.env.update(OCF_CHECK_LEVEL="\u00b2")),
+    Row("config-transport-url-superscript-port", RPC, "validate-all", 6, "bad port '\u00b2' in host 1",
+        config_default(transport_url="rabbit://openstack:pw@127.0.0.1:\u00b2/")),
+    Row("config-transport-url-other-digits-port", ["cinder-volume"], "validate-all", 6,
+        "bad port '\u0665\u0666\u0667\u0662' in host 1", config_default(transport_url="rabbit://openstack:pw@127.0.0.1:\u0665\u0666\u0667\u0662/")),
     # additional_parameters, console_log, pid, HA_RSCTMP
     Row("additional-parameters-unbalanced-quote", ALL, "start", 6, "additional_parameters: No closing",
         params(additional_parameters="--debug 'unbalanced")),

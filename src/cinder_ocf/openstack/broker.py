@@ -18,7 +18,7 @@ import time
 import urllib.parse
 from collections.abc import Iterable, Sequence
 
-from cinder_ocf.ocf import is_true
+from cinder_ocf.ocf import is_ascii_number, is_true
 
 Endpoint = tuple[str, int]
 
@@ -66,7 +66,7 @@ def _unquote(text: str) -> str:
 
 
 def _port(text: str, where: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not is_ascii_number(text) or not 0 < int(text) < 65536:
         raise TransportError(f"bad port {text!r} in {where}")
     return int(text)
 
