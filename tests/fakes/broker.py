@@ -13,7 +13,9 @@ from typing import Callable, Dict, List, Optional, Set
 
 class FakeBroker:
     """Accepts TCP connections on 127.0.0.1 and holds them; stop() is an outage (the listener
-    and every connection closed), start() brings it back on the same port."""
+    and every connection closed), start() brings it back on the same port.  It speaks no AMQP:
+    a client that sends the protocol header (the agent counting a queue's consumers) has its
+    connection closed at once, as a broker that cannot be asked."""
 
     def __init__(self) -> None:
         self.port = 0
@@ -39,6 +41,14 @@ class FakeBroker:
                 return
             with self._lock:
                 self._connections.append(conn)
+            threading.Thread(target=self._refuse_amqp, args=(conn,), daemon=True).start()
+
+    def _refuse_amqp(self, conn: socket.socket) -> None:
+        try:
+            if conn.recv(8).startswith(b"AMQP"):
+                conn.close()
+        except OSError:
+            pass
 
     def stop(self) -> None:
         if self._listener is not None:
@@ -47,6 +57,12 @@ class FakeBroker:
             self._listener = None
         with self._lock:
             for conn in self._connections:
+                # shutdown first: a close alone leaves the connection up while the reader
+                # thread is still in recv on it.
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # closed already (it spoke AMQP)
                 conn.close()
             self._connections = []
 

@@ -6,10 +6,13 @@ The heartbeat check asks os-services of a real cinder-api, run through our own c
 agent; credentials come from cinder.conf's [keystone_authtoken], as in ocf-tester's runs.
 """
 
+import concurrent.futures
 import configparser
+import contextlib
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import time
@@ -381,12 +384,53 @@ def test_a_second_server_of_the_host_fails_the_monitor_and_blocks_a_start(
     assert f"is served by another {name}" in refused.reason, refused
     assert agent.leader() is None, "start spawned a second server"
 
-    # The other one gone (its heartbeat stops advancing), the start proceeds.
-    elsewhere.end(other)
+    # cinder-api unreachable: os-services cannot say, the broker's consumer count does.  The
+    # other's consumers stay, so start waits for them to leave until its time is out.
+    with unreachable_url() as url:
+        agent.params["url"] = url
+        refused = agent("start", timeout_s=25)
+        print(f"{name}: os-services unreadable, start refused in {refused.seconds:.1f} s: {refused.reason}")
+        assert refused.rc == 1, refused
+        assert f"may be served by another {name}" in refused.reason, refused
+        assert f"{queue}: 1 consumer" in refused.reason, refused
+        assert "the start timeout ended before that bound" in refused.reason, refused
+        assert agent.leader() is None, "start spawned a second server"
+
+        # The other one gone while start waits: its consumers leave with its connections, and
+        # the start proceeds (os-services still unread).
+        log = agent.rsctmp / "start.log"  # HA_LOGFILE: what start says while it runs
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(agent, "start", timeout_s=120, extra_env={"HA_LOGFILE": str(log)})
+            assert wait_until(lambda: waiting.done() or "for them to leave" in read(log), 30), read(log)
+            ended = time.monotonic()
+            elsewhere.end(other)
+            run = waiting.result()
+        assert run.rc == 0, run
+        assert "the broker counts no consumer" in read(log), read(log)
+        print(f"{name}: start {time.monotonic() - ended:.1f} s after the other server ended")
+        assert agent("stop", timeout_s=60).rc == 0
+    agent.params.pop("url")
+
+    # os-services readable again: the other's heartbeat has stopped advancing, start proceeds.
     began = time.monotonic()
     started(agent)
     print(f"{name}: start once the other server was gone: {time.monotonic() - began:.1f} s")
     assert wait_until(lambda: agent("monitor").rc == 0, 30)
+
+
+def read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+@contextlib.contextmanager
+def unreachable_url() -> Iterator[str]:
+    """A cinder-api URL that refuses connections: a port held bound, never listened on."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}"
 
 
 def test_guard_off_lets_a_second_server_run(resource: Callable[..., Agent], elsewhere: Elsewhere) -> None:

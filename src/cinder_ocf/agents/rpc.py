@@ -132,6 +132,7 @@ def derive_facts(hosts_of: HostsOf, ctx: Context, config: CinderConfig) -> Facts
         amqp_skip="" if parsed.is_amqp else f"transport_url uses {parsed.scheme}://, not an AMQP broker",
         reconnect_pause=config.rabbit_reconnect_pause,
         report_interval=float(config.report_interval),
+        heartbeat_timeout=float(config.rabbit_heartbeat_timeout),
         tls=config.rabbit_ssl if parsed.tls is None else parsed.tls,
         ca_file=config.rabbit_ca_file,
     )

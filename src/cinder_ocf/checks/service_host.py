@@ -13,6 +13,10 @@ failed) under the other's feet.  Two guards:
   fenced node) does not block; finding that out costs at most report_interval + 1 s, nothing
   when the row is already older.  Not even this resource's own restart skips the wait: a
   report from before its stop may have been another server's too.
+  When os-services cannot tell (cinder-api does not answer for as long, or there are no
+  credentials), the broker's consumer count on the host's queues can: a consumer while this
+  resource runs nothing is someone else's server, or a dead one's connection the broker has
+  not dropped yet (it does within two heartbeat timeouts), so start waits for them to leave.
 - while the service runs, the broker's consumer count on the host's queues tells how many
   servers listen: more than one server's worth is a second server, wherever it runs.
 """
@@ -46,7 +50,10 @@ GUARD_PARAMETER = Parameter(
     "Before start, wait up to report_interval + 1 s (nothing when the last heartbeat is older) "
     "to see whether another server still reports for the service hosts this one will serve "
     "(os-services, with the monitor's credentials; a look cinder-api does not answer is made "
-    "again once a second, for as long once more), and refuse to start if one does; while "
+    "again once a second, for as long once more), and refuse to start if one does. When "
+    "os-services cannot say (no credentials, cinder-api down for as long), wait while the "
+    "broker counts consumers on the host's queues (a crashed server's leave within 2 x "
+    "[oslo_messaging_rabbit] heartbeat_timeout_threshold), and refuse if they stay. While "
     "running, fail the monitor when the broker counts a second server's consumers on the "
     "host's queues. Turn it off only where fencing alone is trusted to prevent two servers "
     "and the failover must not wait for the last heartbeat. A cloned cinder-backup is not "
@@ -71,15 +78,12 @@ def nobody_else_serves(ctx: Context) -> None:
     """Refuse to start while another server reports for one of this service's hosts."""
     if not guarded(ctx):
         return
-    skip = "start cannot tell whether another server runs"
+    skip = "os-services cannot say whether another server reports"
     interval = ctx.facts.report_interval
     try:
         first = _first_reports(ctx, skip, ctx.clock.time() + interval + SLACK_S)
     except Finding as found:
-        if found.status is not Status.SKIPPED:  # no credentials: validate-all warned already
-            ctx.log.warning(
-                f"{found.detail}; starting anyway (a dependency's outage must not block a failover)"
-            )
+        nobody_listens(ctx, found.detail)
         return
     now = ctx.clock.time()
     # Rows whose last report is recent enough that their server may still be alive.
@@ -112,7 +116,7 @@ def nobody_else_serves(ctx: Context) -> None:
     while looked_at < until:
         now = ctx.clock.time()
         if now >= give_up:  # only failed looks since the report was due
-            ctx.log.warning(f"{failed}; starting anyway")
+            nobody_listens(ctx, failed)
             return
         if ctx.deadline.remaining() < _POLL_S + SLACK_S:  # no time left for one more look
             raise out_of_time()
@@ -163,6 +167,55 @@ def _reports(ctx: Context, skip: str) -> dict[str, float | None]:
     return {host: row_updated(by_host.get(host)) for host in ctx.facts.service_hosts}
 
 
+def nobody_listens(ctx: Context, unread: str) -> None:
+    """os-services could not tell (unread says why): wait while the broker counts consumers on
+    the host's queues, and refuse if they stay.  A dead server's connections stay until the
+    broker misses its heartbeats: checked every heartbeat timeout, dropped at the second
+    silent check.  A broker that cannot be asked either does not block a failover."""
+    binary = ctx.service.os_services_binary
+    threshold = ctx.facts.heartbeat_timeout
+    began = ctx.clock.time()
+    give_up = began + 2 * threshold + SLACK_S if threshold else float("inf")
+    said = False
+    while True:
+        try:
+            listening = [f"{queue}: {n} consumer{'s' * (n > 1)}" for queue, n, _ in _first_counts(ctx) if n]
+        except queues.QueueError as err:
+            outage = "" if err.kind == "missing" else " (a dependency's outage must not block a failover)"
+            ctx.log.warning(
+                f"{unread}, and the broker cannot count the consumers either ({err.message}): "
+                f"starting anyway{outage}"
+            )
+            return
+        if not listening:
+            ctx.log.info(f"{unread}; the broker counts no consumer on {binary}'s queues: starting")
+            return
+        now = ctx.clock.time()
+        out_of_time = ctx.deadline.remaining() < _POLL_S + SLACK_S + ctx.check_timeout()
+        if now >= give_up or out_of_time:
+            bound = (
+                f"a dead server's consumers leave within 2 x heartbeat_timeout_threshold ({threshold:g} s)"
+                if threshold
+                else "with heartbeat_timeout_threshold = 0 a dead server's consumers never leave"
+            )
+            raise OcfError(
+                OcfExit.ERR_GENERIC,
+                f"{', '.join(ctx.facts.service_hosts)} may be served by another {binary}: {unread}, "
+                f"and after {now - began:.0f} s the broker still counts {'; '.join(listening)} while "
+                f"this resource runs nothing here ({bound}); refusing "
+                f"to start a second server"
+                + ("; the start timeout ended before that bound" if out_of_time and now < give_up else ""),
+            )
+        if not said:
+            ctx.log.info(
+                f"{unread}; the broker counts {'; '.join(listening)}: waiting "
+                f"{'up to ' + format(give_up - now, '.0f') + ' s ' if threshold else ''}for them to "
+                f"leave (a dead server's connections last until the broker misses its heartbeats)"
+            )
+            said = True
+        ctx.clock.sleep(_POLL_S)
+
+
 # ---------------------------------------------------------------- while running
 @check("one server")
 def one_server(ctx: Context) -> tuple[Status, str]:
@@ -173,21 +226,11 @@ def one_server(ctx: Context) -> tuple[Status, str]:
         # Start's side is the heartbeat guard before the spawn; a second server appearing
         # meanwhile is the first monitor's to see, and start need not wait on the broker.
         return Status.SKIPPED, "counted by the monitor"
-    facts = ctx.facts
-    if facts.amqp_skip:
-        return Status.SKIPPED, facts.amqp_skip
+    if ctx.facts.amqp_skip:
+        return Status.SKIPPED, ctx.facts.amqp_skip
     binary = ctx.service.os_services_binary
-    layout = QUEUE_LAYOUT[binary]
-    # Per service host, its queues in the order asked: [(queue, consumers of one server)].
-    names = [
-        [(p.format(topic=binary, host=host, short=host.partition("@")[0]), per) for p, per in layout]
-        for host in facts.service_hosts
-    ]
     try:
-        counts = queues.consumer_counts(
-            transport(ctx), facts.brokers, [q for pairs in names for q, _ in pairs], facts.tls,
-            facts.ca_file, ctx.check_timeout(),
-        )  # fmt: skip
+        counted = _first_counts(ctx)
     except queues.QueueError as err:
         why = {"missing": Status.SKIPPED}.get(err.kind, Status.DEGRADED)
         return why, (
@@ -197,9 +240,7 @@ def one_server(ctx: Context) -> tuple[Status, str]:
     seen: list[str] = []
     doubled: list[str] = []
     silent: list[str] = []
-    for pairs in names:
-        queue, per = next(((q, p) for q, p in pairs if counts.get(q) is not None), pairs[-1])
-        consumers = counts.get(queue)
+    for queue, consumers, per in counted:
         if consumers is None or consumers == 0:
             silent.append(f"{queue} ({'no such queue' if consumers is None else 'no consumer'})")
         elif consumers > per:
@@ -222,6 +263,31 @@ def one_server(ctx: Context) -> tuple[Status, str]:
             f"nothing to count on {', '.join(silent)}: {binary} does not listen to its queue yet"
         )
     return Status.OK, f"one server per service host ({', '.join(seen)})"
+
+
+def _first_counts(ctx: Context) -> list[tuple[str, int | None, int]]:
+    """Per service host, (the first of its queues that exists, its consumers, the consumers one
+    server holds there), the last queue with None when none exists; QueueError when the broker
+    cannot be asked."""
+    facts = ctx.facts
+    if facts.amqp_skip:
+        raise queues.QueueError("missing", facts.amqp_skip)
+    binary = ctx.service.os_services_binary
+    names = [
+        [(p.format(topic=binary, host=host, short=host.partition("@")[0]), per)
+         for p, per in QUEUE_LAYOUT[binary]]
+        for host in facts.service_hosts
+    ]  # fmt: skip
+    counts = queues.consumer_counts(
+        transport(ctx), facts.brokers, [q for pairs in names for q, _ in pairs], facts.tls,
+        facts.ca_file, ctx.check_timeout(),
+    )  # fmt: skip
+    found = []
+    for pairs in names:
+        last, per = pairs[-1]
+        present = ((q, counts[q], p) for q, p in pairs if counts.get(q) is not None)
+        found.append(next(present, (last, None, per)))
+    return found
 
 
 def transport(ctx: Context) -> broker.Transport:

@@ -119,6 +119,9 @@ class CinderConfig:
     # rabbit_interval_max + kombu_reconnect_delay + kombu_reconnect_splay (30 + 1 + 0).
     rabbit_reconnect_pause: float = 31.0
     rabbit_ca_file: str = ""  # [oslo_messaging_rabbit] ssl_ca_file
+    # [oslo_messaging_rabbit] heartbeat_timeout_threshold: the broker drops a silent peer's
+    # connection (a crashed node's) within twice this; 0 turns the heartbeats off.
+    rabbit_heartbeat_timeout: int = 60
     report_interval: int = 10  # seconds between two heartbeats of a service in os-services
     # [coordination] backend_url's scheme only (the URL may hold a password): file, etcd3+http...
     coordination_scheme: str = ""
@@ -179,6 +182,7 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
             cfg.IntOpt("rabbit_interval_max", default=30, min=1),
             cfg.FloatOpt("kombu_reconnect_delay", default=1.0, min=0.0),
             cfg.FloatOpt("kombu_reconnect_splay", default=0.0, min=0.0),
+            cfg.IntOpt("heartbeat_timeout_threshold", default=60, min=0),
         ],
         group="oslo_messaging_rabbit",
     )
@@ -213,6 +217,7 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
             transport_url=conf.transport_url or "",
             rabbit_ssl=bool(rabbit.ssl),
             rabbit_ca_file=rabbit.ssl_ca_file or "",
+            rabbit_heartbeat_timeout=rabbit.heartbeat_timeout_threshold,
             report_interval=conf.report_interval,
             coordination_scheme=(conf.coordination.backend_url or "").partition("://")[0].lower(),
             rabbit_reconnect_pause=(

@@ -27,6 +27,7 @@ class Facts:
     amqp_skip: str = ""  # why there is no AMQP connection to check, if there is none
     reconnect_pause: float = 31.0  # oslo.messaging's longest pause between reconnections
     report_interval: float = 10.0  # seconds between two heartbeats in os-services
+    heartbeat_timeout: float = 60.0  # [oslo_messaging_rabbit] heartbeat_timeout_threshold
     tls: bool = False  # the broker is spoken to over TLS
     ca_file: str = ""  # [oslo_messaging_rabbit] ssl_ca_file
 
@@ -46,6 +47,7 @@ class Facts:
                 amqp_skip=str(value["amqp_skip"]),
                 reconnect_pause=float(value["reconnect_pause"]),
                 report_interval=float(value["report_interval"]),
+                heartbeat_timeout=float(value["heartbeat_timeout"]),
                 tls=bool(value["tls"]),
                 ca_file=str(value["ca_file"]),
             )
