@@ -36,7 +36,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import psutil
 
@@ -372,6 +372,9 @@ class OpenStack:
         self._postgres: Optional[Process] = None
         self._accounts_done = False
         self._tenants: Dict[str, Credentials] = {}
+        # (token, project id) per credentials, for the API calls below: one token serves many
+        # polls (a held volume's every 0.5 s), another is fetched once cinder-api answers 401.
+        self._tokens: Dict[Credentials, Tuple[str, str]] = {}
         self._db_synced = False
         self._root_prepared = False
 
@@ -1145,11 +1148,8 @@ class OpenStack:
 
     def os_services(self, binary: Optional[str] = None) -> List[Dict[str, Any]]:
         """``GET /v3/{admin project}/os-services[?binary=...]`` (needs a running cinder-api)."""
-        token, project = self.admin_token()
-        url = f"{self.cinder_url}/v3/{project}/os-services"
-        if binary is not None:
-            url += "?" + urllib.parse.urlencode({"binary": binary})
-        response = http_request("GET", url, headers={"X-Auth-Token": token})
+        query = "" if binary is None else "?" + urllib.parse.urlencode({"binary": binary})
+        response = self.api_call("GET", lambda project: f"/v3/{project}/os-services{query}")
         if response.status != 200:
             raise RuntimeError(f"GET os-services: HTTP {response.status} {response.body[:300]!r}")
         services: List[Dict[str, Any]] = response.json()["services"]
@@ -1160,9 +1160,7 @@ class OpenStack:
         ``GET /v3/{admin project}/scheduler-stats/get_pools``: a create is scheduled only to
         these.  A backend's heartbeat in os-services comes before (the capabilities travel on
         the scheduler's fanout, published at start and every periodic_interval)."""
-        token, project = self.admin_token()
-        url = f"{self.cinder_url}/v3/{project}/scheduler-stats/get_pools"
-        response = http_request("GET", url, headers={"X-Auth-Token": token})
+        response = self.api_call("GET", lambda project: f"/v3/{project}/scheduler-stats/get_pools")
         if response.status != 200:
             raise RuntimeError(f"GET get_pools: HTTP {response.status} {response.body[:300]!r}")
         return [pool["name"] for pool in response.json()["pools"]]
@@ -1171,9 +1169,25 @@ class OpenStack:
         self, method: str, path: str = "", body: Any = None, credentials: Optional[Credentials] = None
     ) -> HttpResponse:
         """``{method} /v3/{project}/volumes{path}`` as credentials (default: the admin)."""
-        token, scoped = get_token(credentials or self.admin)
-        url = f"{self.cinder_url}/v3/{scoped['project']['id']}/volumes{path}"
-        return http_request(method, url, body, headers={"X-Auth-Token": token})
+        return self.api_call(method, lambda project: f"/v3/{project}/volumes{path}", body, credentials)
+
+    def api_call(
+        self, method: str, path_of: Callable[[str], str], body: Any = None,
+        credentials: Optional[Credentials] = None,
+    ) -> HttpResponse:  # fmt: skip
+        """``{method} {cinder_url}{path_of(project id)}`` as credentials (default: the admin),
+        with the token kept from the last call; a 401 (expired, revoked) fetches one more."""
+        credentials = credentials or self.admin
+        for fresh in (credentials not in self._tokens, True):
+            if fresh:
+                token, scoped = get_token(credentials)
+                self._tokens[credentials] = (token, scoped["project"]["id"])
+            token, project = self._tokens[credentials]
+            response = http_request(method, f"{self.cinder_url}{path_of(project)}", body,
+                                    headers={"X-Auth-Token": token})  # fmt: skip
+            if response.status != 401:
+                break
+        return response
 
     # ---- whole stack --------------------------------------------------------------------
 
