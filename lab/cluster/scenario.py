@@ -107,7 +107,7 @@ class ServiceResource:
     @property
     def id(self) -> str:
         """What crm_mon, constraints and waits name: the clone, or the primitive."""
-        return ClusterPlan.resource_id(self.agent)
+        return f"{self.agent}-clone" if self.clone else self.agent
 
     def resource_params(self, stack: OpenStack) -> Dict[str, str]:
         binary = stack.cinder_bin(self.binary or self.agent)

@@ -16,9 +16,11 @@ from typing import Any, TextIO
 from cinder_ocf.agents import AGENTS, service
 from cinder_ocf.checks import Status, run_checks
 from cinder_ocf.clusterconfig import (
+    ACTIVE_PASSIVE,
     CONSTRAINT_FORMS,
     INDEPENDENT,
     SERVICE_ORDER,
+    VOLUME_MODES,
     ClusterPlan,
     config_notes,
     crm_configuration,
@@ -149,6 +151,10 @@ def _cluster_config_parser(sub: Any) -> None:
                      help="independent (default): Optional orders and no colocation between the "
                           "services, so a failed one restarts no neighbour; guide: the HA guide's "
                           "Mandatory orders and colocations")  # fmt: skip
+    cfg.add_argument("--volume-mode", choices=VOLUME_MODES, default=ACTIVE_PASSIVE,
+                     help="active-passive (default): one cinder-volume for the cluster, moved on "
+                          "failure; active-active: cloned, every node serving the backends in "
+                          "one cinder cluster (cinder.conf's cluster)")  # fmt: skip
     cfg.add_argument("--os-cloud", default="",
                      help="clouds.yaml entry for the monitors (default: cinder.conf's)")  # fmt: skip
     cfg.add_argument("--param", action="append", default=[], metavar="SERVICE:NAME=VALUE",
@@ -170,7 +176,7 @@ def cluster_config(args: argparse.Namespace) -> int:
         plan = ClusterPlan(args.config, services, vip=args.vip, cidr_netmask=args.cidr_netmask,
                            monitor_interval_s=args.monitor_interval, params=params,
                            deep_monitor_interval_s=args.deep_monitor_interval,
-                           constraints=args.constraints)  # fmt: skip
+                           constraints=args.constraints, volume_mode=args.volume_mode)  # fmt: skip
     except ValueError as err:
         raise SystemExit(f"cinder-ocf cluster-config: {err}") from None
     for note in config_notes(plan):

@@ -2,7 +2,7 @@
 the systemd units: pcs commands and the crm shell's configuration, from one plan.
 
 Exports: ClusterPlan, pcs_commands, crm_configuration, shell_lines, config_notes, SERVICE_ORDER,
-CONSTRAINT_FORMS.
+CONSTRAINT_FORMS, VOLUME_MODES.
 
 The shape (the guide's): cinder-api and cinder-scheduler run everywhere as interleaved
 clones, cinder-volume (and cinder-backup) as one instance; the scheduler starts after the
@@ -18,6 +18,11 @@ on the message bus.  So by default the orders are Optional (kept when both start
 as when the cluster starts, and no restart of one forces the other's) and only the VIP is
 colocated, with an API; `constraints="guide"` prints the guide's exact form.
 
+`volume_mode="active-active"` clones cinder-volume too, every node serving the backends in one
+cinder cluster (cinder.conf's `cluster`, a shared lock manager, each node its own host, drivers
+that declare SUPPORTS_ACTIVE_ACTIVE: what agents/active_active.py refuses without), ordered
+after the scheduler's clone the same way; the notes give the cinder.conf lines it needs.
+
 pcs 0.10 and later (RHEL 8/9, Debian 11/12) want `clone interleave=true`, not the guide's
 `--clone interleave=true`.  No password ever goes into a command: pcs shows resource
 parameters to anyone who can read the CIB, so credentials come from cinder.conf or os_cloud.
@@ -28,7 +33,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping, Sequence
 
-from cinder_ocf.openstack.conf import ConfigProblem, load_config
+from cinder_ocf.openstack.conf import NODE_LOCAL, CinderConfig, ConfigProblem, load_config
 
 SERVICE_ORDER = ("cinder-api", "cinder-scheduler", "cinder-volume", "cinder-backup")
 CLONED = ("cinder-api", "cinder-scheduler")
@@ -45,6 +50,9 @@ DEEP_MONITOR_TIMEOUT_S = 60  # as the agents' meta-data advises (the same unit t
 INDEPENDENT = "independent"
 GUIDE = "guide"
 CONSTRAINT_FORMS = (INDEPENDENT, GUIDE)
+ACTIVE_PASSIVE = "active-passive"
+ACTIVE_ACTIVE = "active-active"
+VOLUME_MODES = (ACTIVE_PASSIVE, ACTIVE_ACTIVE)
 
 
 class ClusterPlan:
@@ -61,11 +69,14 @@ class ClusterPlan:
         params: Mapping[str, Mapping[str, str]] | None = None,
         deep_monitor_interval_s: int = 60,
         constraints: str = INDEPENDENT,
+        volume_mode: str = ACTIVE_PASSIVE,
     ) -> None:
         """deep_monitor_interval_s: of the depth-20 monitor (0: none); constraints: one of
-        CONSTRAINT_FORMS."""
+        CONSTRAINT_FORMS; volume_mode: one of VOLUME_MODES."""
         if constraints not in CONSTRAINT_FORMS:
             raise ValueError(f"constraints {constraints!r}: choose from {', '.join(CONSTRAINT_FORMS)}")
+        if volume_mode not in VOLUME_MODES:
+            raise ValueError(f"volume mode {volume_mode!r}: choose from {', '.join(VOLUME_MODES)}")
         unknown = [s for s in services if s not in SERVICE_ORDER]
         if unknown:
             raise ValueError(f"unknown services {unknown}: choose from {', '.join(SERVICE_ORDER)}")
@@ -85,12 +96,15 @@ class ClusterPlan:
         self.monitor_timeout_s = monitor_timeout_s
         self.deep_monitor_interval_s = deep_monitor_interval_s
         self.constraints = constraints
+        self.volume_mode = volume_mode
         self.params: dict[str, dict[str, str]] = {s: dict((params or {}).get(s, {})) for s in self.services}
 
-    @staticmethod
-    def resource_id(service: str) -> str:
+    def cloned(self, service: str) -> bool:
+        return service in CLONED or (service == "cinder-volume" and self.volume_mode == ACTIVE_ACTIVE)
+
+    def resource_id(self, service: str) -> str:
         """What constraints name: the clone of a cloned service, else the primitive."""
-        return f"{service}-clone" if service in CLONED else service
+        return f"{service}-clone" if self.cloned(service) else service
 
     def resource_params(self, service: str) -> list[tuple[str, str]]:
         return [("config", self.config), *sorted(self.params[service].items())]
@@ -132,7 +146,7 @@ def pcs_commands(plan: ClusterPlan) -> list[list[str]]:
         argv.append("op")
         for words in plan.monitors(service):
             argv += ["monitor", *words]
-        if service in CLONED:
+        if plan.cloned(service):
             argv += ["clone", "interleave=true"]
         if service != "cinder-api":
             argv.append("--disabled")
@@ -163,14 +177,14 @@ def crm_configuration(plan: ClusterPlan) -> str:
     """The same configuration for `crm configure load update FILE` (crmsh)."""
     interval = f"interval={plan.monitor_interval_s}s"
     names = {s: f"p_{s}" for s in plan.services}
-    names.update({s: f"cl_{s}" for s in plan.services if s in CLONED})
+    names.update({s: f"cl_{s}" for s in plan.services if plan.cloned(s)})
     lines = []
     for service in plan.services:
         params = " ".join(f"{name}={_crm_quote(value)}" for name, value in plan.resource_params(service))
         ops = " \\\n".join(f"    op monitor {' '.join(words)}" for words in plan.monitors(service))
         lines.append(f"primitive p_{service} ocf:openstack:{service} \\\n    params {params} \\\n{ops}")
     for service in plan.services:
-        if service in CLONED:
+        if plan.cloned(service):
             lines.append(f"clone cl_{service} p_{service} \\\n    meta interleave=true")
     for service, needed in plan.dependencies():
         lines.append(f"order o_{needed}_before_{service} {plan.order_kind}: {names[needed]} {names[service]}")
@@ -209,6 +223,8 @@ def config_notes(plan: ClusterPlan) -> list[str]:
     notes = []
     rpc = [s for s in plan.services if s != "cinder-api"]
     volume = "cinder-volume" in plan.services
+    if volume and plan.volume_mode == ACTIVE_ACTIVE:
+        return active_active_notes(config) + _credential_notes(plan, config)
     unnamed = [b for b, host in config.backend_hosts if not host] if volume else []
     others = [s for s in rpc if s != "cinder-volume"]
     if not config.host and (unnamed or others or (volume and not config.enabled_backends)):
@@ -224,7 +240,7 @@ def config_notes(plan: ClusterPlan) -> list[str]:
         )
     if volume and not config.enabled_backends:
         notes.append("[DEFAULT] enabled_backends is empty: cinder-volume would not start")
-    if volume and config.coordination_scheme in ("", "file"):
+    if volume and config.coordination_scheme in NODE_LOCAL:
         where = "unset: cinder's default, file://$state_path" if not config.coordination_scheme else "file://"
         notes.append(
             f"[coordination] backend_url is {where}: node-local locks, which do not span nodes. "
@@ -232,15 +248,46 @@ def config_notes(plan: ClusterPlan) -> list[str]:
             f"refuses a second server of a service host); a cluster-wide lock manager (etcd, "
             f"Redis, ZooKeeper through tooz) is needed for anything more."
         )
+    return notes + _credential_notes(plan, config)
+
+
+def _credential_notes(plan: ClusterPlan, config: CinderConfig) -> list[str]:
     section = config.keystone_authtoken
     keystone = section.auth_url or section.www_authenticate_uri
     has_password = section.username and section.password and keystone
     has_app_credential = section.application_credential_id and section.application_credential_secret
     cloud = any("os_cloud" in plan.params[s] for s in plan.services)
-    if not (has_password or has_app_credential or cloud):
+    if has_password or has_app_credential or cloud:
+        return []
+    return [
+        "[keystone_authtoken] has no usable credentials and no os_cloud is given: the "
+        "monitors check processes and connections only, not the API's answers or the "
+        "services' heartbeats"
+    ]
+
+
+def active_active_notes(config: CinderConfig) -> list[str]:
+    """cinder.conf's lines for cinder-volume cloned, and what it sets against them."""
+    notes = [
+        "cinder.conf on every node, for active/active cinder-volume: [DEFAULT] cluster = <one "
+        "name for all nodes>, and no host (each node registers its backends under its own "
+        "name); [coordination] backend_url = a lock manager all nodes share (etcd3+http://"
+        "<etcd>:2379, redis://, zookeeper://); each backend's volume_driver one that declares "
+        "SUPPORTS_ACTIVE_ACTIVE (RBD, PowerMax, NetApp ONTAP, Pure, ...). The agent refuses a "
+        "clone without these (validate-all, start: exit 6)."
+    ]
+    if not config.cluster:
+        notes.append(f"{config.source} sets no [DEFAULT] cluster: the clone would be refused")
+    if config.coordination_scheme in NODE_LOCAL:
         notes.append(
-            "[keystone_authtoken] has no usable credentials and no os_cloud is given: the "
-            "monitors check processes and connections only, not the API's answers or the "
-            "services' heartbeats"
+            f"{config.source}'s [coordination] backend_url is node-local "
+            f"({config.coordination_scheme or 'unset'}): the clone would be refused"
+        )
+    named = [f"host = {config.host}"] if config.host else []
+    named += [f"[{b}] backend_host = {h}" for b, h in config.backend_hosts if h]
+    if named:
+        notes.append(
+            f"{config.source} sets {', '.join(named)}: one name on every node, which active/active "
+            f"refuses unless it is each node's own name"
         )
     return notes

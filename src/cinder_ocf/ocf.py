@@ -90,6 +90,11 @@ class Environment:
         self.ocf_version = ocf_version(environ)
 
     @property
+    def cloned(self) -> bool:
+        """The resource is a clone's instance: Pacemaker runs one on several nodes at once."""
+        return bool(self.meta.get("clone_max", "").strip())
+
+    @property
     def interval_ms(self) -> int:
         return _int_or(self.meta.get("interval", ""), 0)
 

@@ -439,3 +439,44 @@ def test_guard_off_lets_a_second_server_run(resource: Callable[..., Agent], else
     started(agent)
     run = agent("monitor")
     assert run.rc == 0, run
+
+
+# ---------------------------------------------------------------- active/active (issue 15)
+CLONE = {"OCF_RESKEY_CRM_meta_clone_max": "2", "OCF_RESKEY_CRM_meta_clone_node_max": "1"}
+FAKE_HA_DRIVER = "cinder.tests.fake_driver.FakeHAReplicatedLoggingVolumeDriver"
+
+
+def test_a_clone_runs_only_drivers_that_declare_active_active(
+    openstack: OpenStack, agents_dir: Path, resource: Callable[..., Agent]
+) -> None:
+    """cinder 29's own drivers, read by cinder's interpreter: the stack's fake driver does not
+    declare SUPPORTS_ACTIVE_ACTIVE, its replicated HA sibling does."""
+    workdir = open_dir("cinder-ocf-aa-")
+    try:
+        conf = configparser.ConfigParser(interpolation=None)
+        conf.read(openstack.cinder_conf)
+        conf.set("DEFAULT", "cluster", "cinder-aa")
+        conf.remove_option("DEFAULT", "host")
+        conf.set("coordination", "backend_url", "etcd3+http://127.0.0.1:2379")
+        path = workdir / "cinder.conf"
+        with path.open("w") as out:
+            conf.write(out)
+        path.chmod(0o644)
+        agent = resource("cinder-volume", config=str(path))
+        refused = agent("validate-all", timeout_s=30, extra_env=CLONE)
+        print(f"\nvalidate-all of a clone, drivers imported by cinder's interpreter: {refused.seconds:.1f} s")
+        assert refused.rc == 6, refused
+        unsafe = "cinder.tests.fake_driver.FakeLoggingVolumeDriver (backend fake1, fake2) does not"
+        assert unsafe in refused.reason, refused
+        kept = agent("validate-all", timeout_s=30, extra_env=CLONE)
+        print(f"validate-all again, the answer kept: {kept.seconds:.1f} s")
+        assert kept.rc == 6, kept
+        for backend in ("fake1", "fake2"):
+            conf.set(backend, "volume_driver", FAKE_HA_DRIVER)
+        with path.open("w") as out:
+            conf.write(out)
+        accepted = agent("validate-all", timeout_s=30, extra_env=CLONE)
+        assert accepted.rc == 0, accepted
+        assert "WARNING" not in accepted.stderr, accepted
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

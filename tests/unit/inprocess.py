@@ -68,9 +68,9 @@ def act(
     supervisor = Supervisor(
         service(agent.path.name), env, log, strict=action in ("start", "validate-all"), clock=clock
     )
-    methods = {"validate-all": supervisor.validate_all}
+    method = supervisor.validate_all if action == "validate-all" else getattr(supervisor, action)
     try:
-        code = int(methods.get(action, getattr(supervisor, action))())
+        code = int(method())
         reason = ""
     except OcfError as err:
         code, reason = int(err.code), err.reason

@@ -185,3 +185,52 @@ def test_cli_refuses_a_password_parameter(tmp_path: Path) -> None:
     run = cli("--config", str(tmp_path / "none.conf"), "--param", "cinder-api:os_password=hunter2")
     assert run.returncode != 0
     assert "no secret on a command line" in run.stderr
+
+
+@pytest.mark.parametrize("constraints", ["independent", "guide"])
+def test_active_active_clones_cinder_volume_after_the_schedulers(constraints: str) -> None:
+    plan = ClusterPlan("/etc/cinder/cinder.conf", vip="192.0.2.10", constraints=constraints,
+                       volume_mode="active-active")  # fmt: skip
+    commands = [" ".join(argv) for argv in pcs_commands(plan)]
+    volume = next(c for c in commands if c.startswith("pcs resource create cinder-volume "))
+    assert volume.endswith("clone interleave=true --disabled"), volume
+    kind = "Mandatory" if constraints == "guide" else "Optional"
+    order = f"pcs constraint order start cinder-scheduler-clone then cinder-volume-clone kind={kind}"
+    assert order in commands, commands
+    colocation = "pcs constraint colocation add cinder-volume-clone with cinder-scheduler-clone"
+    assert (colocation in commands) is (constraints == "guide"), commands
+    crm = crm_configuration(plan)
+    assert "clone cl_cinder-volume p_cinder-volume \\\n    meta interleave=true" in crm
+    assert f"{kind}: cl_cinder-scheduler cl_cinder-volume" in crm
+    # Active/passive stays the default: one cinder-volume primitive.
+    default = crm_configuration(ClusterPlan("/etc/cinder/cinder.conf"))
+    assert "cl_cinder-volume" not in default and "p_cinder-volume" in default
+
+
+@pytest.mark.parametrize(
+    ("conf", "present", "absent"),
+    [
+        ("[DEFAULT]\nhost = shared\nenabled_backends = a\n",
+         ["cinder.conf on every node, for active/active", "sets no [DEFAULT] cluster",
+          "backend_url is node-local (unset)", "sets host = shared: one name on every node"],
+         ["[DEFAULT] host is not set"]),
+        ("[DEFAULT]\ncluster = c\nenabled_backends = a\n[a]\nbackend_host = x\n"
+         "[coordination]\nbackend_url = etcd3+http://192.0.2.20:2379\n",
+         ["[a] backend_host = x"], ["sets no [DEFAULT] cluster", "node-local", "host is not set"]),
+        ("[DEFAULT]\ncluster = c\nenabled_backends = a\n[coordination]\nbackend_url = redis://:pw@r:6379\n",
+         [], ["the clone would be refused", "one name on every node", "pw@"]),
+    ],
+)  # fmt: skip
+def test_cli_notes_what_active_active_needs(
+    tmp_path: Path, conf: str, present: List[str], absent: List[str]
+) -> None:
+    path = tmp_path / "cinder.conf"
+    path.write_text(conf)
+    run = cli("--config", str(path), "--volume-mode", "active-active")
+    assert run.returncode == 0, run.stderr
+    volume = run.stdout.split("pcs resource create cinder-volume", 1)[1].splitlines()[0]
+    assert "clone interleave=true" in volume, run.stdout
+    for fragment in present:
+        assert fragment in run.stderr, run.stderr
+    for fragment in absent:
+        assert fragment not in run.stderr, run.stderr

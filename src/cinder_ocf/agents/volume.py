@@ -1,4 +1,5 @@
-"""ocf:openstack:cinder-volume: the volume service, one process per backend, judged by each.
+"""ocf:openstack:cinder-volume: the volume service, one process per backend, judged by each;
+active/passive, or cloned active/active (agents/active_active.py).
 
 Exports: SERVICE, SPEC.
 
@@ -11,6 +12,7 @@ host (or each backend's backend_host) must be set, the same on all nodes.
 
 from __future__ import annotations
 
+from cinder_ocf.agents.active_active import validate_mode
 from cinder_ocf.agents.rpc import rpc_service, rpc_spec
 from cinder_ocf.checks.context import Context
 from cinder_ocf.checks.deep import backend_round_trips
@@ -18,14 +20,17 @@ from cinder_ocf.checks.rpc import amqp_each_backend, backend_processes, heartbea
 from cinder_ocf.checks.service_host import GUARD_PARAMETER
 from cinder_ocf.metadata import Parameter
 from cinder_ocf.ocf import OcfError, OcfExit
-from cinder_ocf.openstack.conf import CinderConfig
+from cinder_ocf.openstack.conf import NODE_LOCAL, CinderConfig
 
 SPEC = rpc_spec(
     "cinder-volume",
     "cinder-volume",
     "OpenStack Block Storage volume service (cinder-volume)",
     "Manages cinder-volume, the OpenStack Block Storage volume service, as a Pacemaker "
-    "resource (one instance in the cluster: active/passive). cinder-volume runs a parent "
+    "resource: one instance in the cluster (active/passive), or a clone on every node when "
+    "cinder.conf sets cluster (active/active: start and validate-all refuse a clone whose "
+    "coordination backend, host or drivers would let two nodes corrupt a volume). "
+    "cinder-volume runs a parent "
     "process and one child per backend of enabled_backends. The monitor checks that the "
     "parent is the process start recorded, that one child per backend runs (a child the parent "
     "replaces within a few seconds is fine), that each child holds a connection to the message "
@@ -34,8 +39,8 @@ SPEC = rpc_spec(
     "It never runs two servers of one host@backend (guard_service_host): start refuses while "
     "another server still reports for it, and the monitor fails when the broker counts a "
     "second server on its queues. "
-    "Set host (or each backend's backend_host) in cinder.conf, the same on every node, so that "
-    "the backends keep their name wherever the resource runs.",
+    "In active/passive, set host (or each backend's backend_host) in cinder.conf, the same on "
+    "every node, so that the backends keep their name wherever the resource runs.",
     extra=[
         GUARD_PARAMETER,
         Parameter(
@@ -62,7 +67,9 @@ def validate_backends(ctx: Context, config: CinderConfig) -> None:
             OcfExit.ERR_CONFIGURED,
             f"{config.source} sets no enabled_backends: cinder-volume refuses to start without them",
         )
-    if config.coordination_scheme in ("", "file"):
+    if ctx.env.cloned:
+        return  # active/active: agents/active_active.py
+    if config.coordination_scheme in NODE_LOCAL:
         ctx.log.info(
             f"{config.source}: [coordination] backend_url is node-local ("
             f"{'file://' if config.coordination_scheme else 'unset: file://$state_path'}): its "
@@ -95,7 +102,7 @@ SERVICE = rpc_service(
     SPEC,
     "cinder-volume",
     checks=(backend_processes, amqp_each_backend, heartbeat),
-    validators=(validate_backends,),
+    validators=(validate_backends, validate_mode),
     hosts_of=backend_hosts,
     one_server_per_host=True,
     deep_checks=(backend_round_trips,),

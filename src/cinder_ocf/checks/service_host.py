@@ -68,7 +68,7 @@ def guarded(ctx: Context) -> bool:
     if not ctx.params.flag("guard_service_host"):
         return False
     binary = ctx.service.os_services_binary
-    if binary == "cinder-backup" and ctx.env.environ.get("OCF_RESKEY_CRM_meta_clone_max"):
+    if binary == "cinder-backup" and ctx.env.cloned:
         return False
     return binary in QUEUE_LAYOUT
 

@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 
 from cinder_ocf.ocf import OcfError, OcfExit
 
+DEFAULT_VOLUME_DRIVER = "cinder.volume.drivers.lvm.LVMVolumeDriver"  # cinder's volume_driver default
+# [coordination] backend_url schemes whose locks one node holds alone (tooz's file and ipc
+# drivers; unset is cinder's file://$state_path).
+NODE_LOCAL = ("", "file", "ipc")
+
 
 def config_options(args: Sequence[str]) -> tuple[list[str], list[str]]:
     """The --config-file and --config-dir values of a command line, in order (both spellings:
@@ -113,6 +118,9 @@ class CinderConfig:
     enabled_backends: tuple[str, ...] = ()
     # (backend, [backend] backend_host): what cinder-volume registers as host@backend
     backend_hosts: tuple[tuple[str, str], ...] = ()
+    # (backend, its volume_driver): the section's, else [backend_defaults]', else cinder's default
+    backend_drivers: tuple[tuple[str, str], ...] = ()
+    cluster: str = ""  # [DEFAULT] cluster: the backends are served active/active by its members
     transport_url: str = field(default="", repr=False)
     rabbit_ssl: bool = False  # [oslo_messaging_rabbit] ssl
     # The longest pause between two reconnection attempts of oslo.messaging's rabbit driver:
@@ -168,6 +176,7 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
             cfg.StrOpt("osapi_volume_listen", default="0.0.0.0"),
             cfg.PortOpt("osapi_volume_listen_port", default=8776),
             cfg.StrOpt("host", default=""),
+            cfg.StrOpt("cluster", default=""),
             cfg.StrOpt("backend_host", default=""),
             cfg.ListOpt("enabled_backends", default=[]),
             cfg.StrOpt("transport_url", default="", secret=True),
@@ -188,6 +197,7 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
     )
     auth_names = [f.name for f in AuthSection.__dataclass_fields__.values() if f.name != "insecure"]
     backend_host = cfg.StrOpt("backend_host", default="")
+    conf.register_opt(cfg.StrOpt("volume_driver", default=DEFAULT_VOLUME_DRIVER), group="backend_defaults")
     conf.register_opts(
         [cfg.StrOpt(name, default="", secret="secret" in name or name == "password")
          for name in auth_names] + [cfg.BoolOpt("insecure", default=False)],
@@ -204,8 +214,9 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
         section = conf.keystone_authtoken
         rabbit = conf.oslo_messaging_rabbit
         backends = tuple(b.strip() for b in conf.enabled_backends or () if b.strip())
+        driver = cfg.StrOpt("volume_driver", default=conf.backend_defaults.volume_driver)
         for backend in backends:
-            conf.register_opt(backend_host, group=backend)
+            conf.register_opts([backend_host, driver], group=backend)
         return CinderConfig(
             source=files[0],
             osapi_volume_listen=conf.osapi_volume_listen or "0.0.0.0",
@@ -214,6 +225,8 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
             backend_host=conf.backend_host or "",
             enabled_backends=backends,
             backend_hosts=tuple((b, conf[b].backend_host or "") for b in backends),
+            backend_drivers=tuple((b, conf[b].volume_driver or DEFAULT_VOLUME_DRIVER) for b in backends),
+            cluster=(conf.cluster or "").strip(),
             transport_url=conf.transport_url or "",
             rabbit_ssl=bool(rabbit.ssl),
             rabbit_ca_file=rabbit.ssl_ca_file or "",
