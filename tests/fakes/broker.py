@@ -1,6 +1,7 @@
-"""Stand-ins for what the RPC services talk to: a TCP listener playing the AMQP broker, and a
-cinder-api that answers os-services and the two requests it passes over the RPC bus (a
-backend's capabilities, the scheduler's pools), each misbehaving on demand."""
+"""Stand-ins for what the RPC services talk to: a TCP listener playing the AMQP broker, a
+cinder-api that answers os-services, the two requests it passes over the RPC bus (a backend's
+capabilities, the scheduler's pools) and its clusters, and etcd's health, each misbehaving on
+demand."""
 
 import datetime
 import http.server
@@ -8,7 +9,7 @@ import json
 import socket
 import threading
 import urllib.parse
-from typing import Callable, Dict, List, Optional, Set
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 
 class FakeBroker:
@@ -94,6 +95,8 @@ class FakeServices:
         self.serving: Callable[[], bool] = lambda: False
         self.capabilities: Dict[str, str] = {}
         self.pools = "ok"
+        # GET /clusters/detail (microversion 3.7 and later): name -> (num_hosts, num_down_hosts)
+        self.clusters: Dict[str, Tuple[int, int]] = {}
         self.asked: List[str] = []  # the round trips' paths, in order
         self._closing = threading.Event()
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -142,6 +145,8 @@ class FakeServices:
                     if marker in self.path and self.headers.get("X-Auth-Token"):
                         fake.asked.append(self.path[self.path.index(marker) :])
                         return self._round_trip(mode())
+                if "/clusters/detail" in self.path:
+                    return self._clusters()
                 if "/os-services" not in self.path:
                     return self._answer(404, {"error": "not found"})
                 fake.os_services_requests += 1
@@ -150,6 +155,15 @@ class FakeServices:
                 if fake.status != 200:
                     return self._answer(fake.status, {"error": "fake"})
                 return self._answer(200, fake._body())
+
+            def _clusters(self) -> None:
+                version = self.headers.get("OpenStack-API-Version", "")
+                if version != "volume 3.7":  # what the agent asks; cinder has no /clusters before
+                    return self._answer(404, {"itemNotFound": {"message": f"not with {version!r}"}})
+                rows = [{"name": name, "binary": "cinder-volume", "num_hosts": hosts, "num_down_hosts": down,
+                         "state": "down" if down == hosts else "up", "status": "enabled"}
+                        for name, (hosts, down) in fake.clusters.items()]  # fmt: skip
+                return self._answer(200, {"clusters": rows})
 
             def _host(self) -> str:
                 return urllib.parse.unquote(self.path.rsplit("/", 1)[1])
@@ -174,3 +188,38 @@ class FakeServices:
                 pass
 
         return Handler
+
+
+class FakeEtcd:
+    """etcd's HTTP gateway as far as /health: health is "true", "false", or anything else to
+    answer that HTTP status; close() is an outage."""
+
+    def __init__(self) -> None:
+        self.health = "true"
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path != "/health":
+                    status, body = 404, b"404 page not found"
+                elif fake.health in ("true", "false"):
+                    status, body = 200, json.dumps({"health": fake.health}).encode()
+                else:
+                    status, body = int(fake.health), b"{}"
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, fmt: str, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        ).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

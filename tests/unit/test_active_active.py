@@ -1,18 +1,21 @@
 """cinder-volume active/active (issue 15, point 1): what a clone needs of cinder.conf, and the
 drivers' SUPPORTS_ACTIVE_ACTIVE read by cinder's own interpreter.
 
-The fake cinder-volume's interpreter is a wrapper of this venv's Python whose path holds two
+The fake cinder-volume's interpreter is a venv of this Python whose site-packages holds two
 driver classes of the test's, one that declares SUPPORTS_ACTIVE_ACTIVE and one that does not,
 as cinder's own drivers do (tests/integration has cinder's real ones).
 """
 
+import json
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
 import pytest
 
+from tests.fakes.broker import FakeEtcd
 from tests.unit.inprocess import FakeClock, act
 from tests.unit.resources import Resource
 
@@ -22,20 +25,25 @@ UNSAFE = "aa_drivers.Unsafe"
 SHARED_LOCKS = {"coordination": {"backend_url": "etcd3+http://127.0.0.1:2379"}}
 
 
-@pytest.fixture
-def volume(agents_dir: Path) -> Iterator[Resource]:
-    resource = Resource(agents_dir, "cinder-volume", runner="inprocess")
-    drivers = resource.workdir / "drivers"
-    drivers.mkdir()
-    (drivers / "aa_drivers.py").write_text(
+@pytest.fixture(scope="module")
+def cinder_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An interpreter whose site-packages has the driver classes: a venv of this Python."""
+    venv = tmp_path_factory.mktemp("cinder-python")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+    site = next(venv.glob("lib/python*/site-packages"))
+    (site / "aa_drivers.py").write_text(
         "class Safe:\n    SUPPORTS_ACTIVE_ACTIVE = True\n\n\n"
         "class Unsafe:\n    SUPPORTS_ACTIVE_ACTIVE = False\n"
     )
-    python = resource.workdir / "cinder-python"
-    python.write_text(f'#!/bin/sh\nPYTHONPATH={drivers} exec {sys.executable} "$@"\n')
-    python.chmod(0o755)
+    venv.chmod(0o755)  # the probe runs as the daemon's user
+    return str(venv / "bin" / "python")
+
+
+@pytest.fixture
+def volume(agents_dir: Path, cinder_python: str) -> Iterator[Resource]:
+    resource = Resource(agents_dir, "cinder-volume", runner="inprocess")
     body = resource.binary.read_text().split("\n", 1)[1]
-    resource.binary.write_text(f"#!{python}\n{body}")
+    resource.binary.write_text(f"#!{cinder_python}\n{body}")
     try:
         yield resource
     finally:
@@ -130,15 +138,15 @@ def test_the_drivers_answer_is_kept_until_the_binary_changes(volume: Resource) -
     configure(volume, active_active(), backends(SAFE))
     assert validate(volume).code == 0
     cache = volume.rsctmp / "cinder-ocf-p_cinder-volume.drivers"
-    assert cache.exists(), sorted(p.name for p in volume.rsctmp.iterdir())
-    # The class changes its mind (a cinder upgrade): the kept answer stands until the binary
-    # (or the drivers named) change, as an upgrade replaces the binary.
-    drivers = volume.workdir / "drivers" / "aa_drivers.py"
-    drivers.write_text(drivers.read_text().replace("= True", "= False"))
-    assert validate(volume).code == 0
+    kept = json.loads(cache.read_text())
+    assert kept["answers"] == {SAFE: True}, kept
+    # The kept answer is what the next validate-all goes by (no second import): told False...
+    cache.write_text(json.dumps({**kept, "answers": {SAFE: False}}))
+    assert validate(volume).code == 6
+    # ...until the binary changes (an upgrade replaces it): then the class is asked again.
     volume.binary.write_text(volume.binary.read_text() + "\n# upgraded\n")
-    run = validate(volume)
-    assert run.code == 6 and f"{SAFE} (backend b1, b2) does not" in run.reason, run
+    assert validate(volume).code == 0
+    assert json.loads(cache.read_text())["answers"] == {SAFE: True}
 
 
 def test_a_binary_that_is_not_a_script_is_a_warning(volume: Resource) -> None:
@@ -149,3 +157,85 @@ def test_a_binary_that_is_not_a_script_is_a_warning(volume: Resource) -> None:
     run = validate(volume)
     assert run.code == 0, run
     assert "cannot tell whether the drivers support active/active" in run.log, run.log
+
+
+# ---------------------------------------------------------------- what the monitor adds (pt 2)
+OCF_1_1 = {"OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1"}
+
+
+@pytest.fixture
+def etcd() -> Iterator[FakeEtcd]:
+    fake = FakeEtcd()
+    try:
+        yield fake
+    finally:
+        fake.close()
+
+
+@pytest.fixture
+def serving(volume: Resource, etcd: FakeEtcd) -> Resource:
+    """A node of the cinder cluster cinder-aa, started: its backends under the node's name."""
+    host = socket.gethostname()
+    assert volume.services is not None
+    volume.services.rows = {f"{host}@b1": "up", f"{host}@b2": "up"}
+    volume.services.clusters = {"cinder-aa@b1": (2, 0), "cinder-aa@b2": (2, 0)}
+    locks = {"coordination": {"backend_url": f"etcd3+http://127.0.0.1:{etcd.port}"}}
+    configure(volume, active_active(), {**backends(SAFE), **locks})
+    started = act(volume.agent, "start", FakeClock(), timeout_s=60, extra_env=CLONE)
+    assert started.code == 0, started
+    return volume
+
+
+def monitor(res: Resource, ocf_1_1: bool = False):  # type: ignore[no-untyped-def]
+    return act(res.agent, "monitor", FakeClock(), extra_env={**CLONE, **(OCF_1_1 if ocf_1_1 else {})})
+
+
+def test_a_healthy_cluster_member_monitors_clean(serving: Resource) -> None:
+    run = monitor(serving)
+    assert run.code == 0, run
+    assert "WARNING" not in run.log, run.log
+
+
+@pytest.mark.parametrize(
+    ("health", "said"),
+    [("false", "HTTP 200, health false"), ("503", "HTTP 503"), ("closed", "refused")],
+)
+def test_the_lock_manager_down_is_degraded_not_a_failure(
+    serving: Resource, etcd: FakeEtcd, health: str, said: str
+) -> None:
+    if health == "closed":
+        etcd.close()
+    else:
+        etcd.health = health
+    run = monitor(serving)
+    assert run.code == 0, run  # a restart here would fix nothing
+    assert "WARNING" in run.log, run.log
+    assert "the lock manager of [coordination] backend_url does not answer" in run.log
+    assert said in run.log, run.log
+    recurring = monitor(serving, ocf_1_1=True)
+    assert recurring.code == 190, recurring
+    assert "coordination: the lock manager" in recurring.reason, recurring
+
+
+def test_a_lost_member_of_the_cinder_cluster_is_reported(serving: Resource) -> None:
+    assert serving.services is not None
+    serving.services.clusters["cinder-aa@b2"] = (2, 1)
+    run = monitor(serving)
+    assert run.code == 0, run
+    assert "the cinder cluster has lost members: cinder-aa@b2: 1 of 2 hosts down" in run.log, run.log
+    recurring = monitor(serving, ocf_1_1=True)
+    assert recurring.code == 190 and "cinder-aa@b2: 1 of 2 hosts down" in recurring.reason, recurring
+    del serving.services.clusters["cinder-aa@b1"]
+    assert "cinder-aa@b1: not listed" in monitor(serving).log
+
+
+def test_active_passive_asks_neither(volume: Resource, etcd: FakeEtcd) -> None:
+    """A primitive (the default) makes no request for them: its monitor costs what it did."""
+    assert volume.services is not None
+    locks = {"coordination": {"backend_url": f"etcd3+http://127.0.0.1:{etcd.port}"}}
+    configure(volume, sections=locks)
+    etcd.close()  # would be a warning if asked
+    volume.services.clusters = {}  # and so would a missing cluster
+    assert act(volume.agent, "start", FakeClock(), timeout_s=60).code == 0
+    run = act(volume.agent, "monitor", FakeClock())
+    assert run.code == 0 and "WARNING" not in run.log, run

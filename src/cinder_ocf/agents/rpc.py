@@ -135,6 +135,9 @@ def derive_facts(hosts_of: HostsOf, ctx: Context, config: CinderConfig) -> Facts
         heartbeat_timeout=float(config.rabbit_heartbeat_timeout),
         tls=config.rabbit_ssl if parsed.tls is None else parsed.tls,
         ca_file=config.rabbit_ca_file,
+        cluster=config.cluster,
+        coordination_scheme=config.coordination_scheme,
+        coordination=config.coordination_endpoints,
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from cinder_ocf.agents.active_active import validate_mode
 from cinder_ocf.agents.rpc import rpc_service, rpc_spec
+from cinder_ocf.checks.cluster import cluster_members, coordination
 from cinder_ocf.checks.context import Context
 from cinder_ocf.checks.deep import backend_round_trips
 from cinder_ocf.checks.rpc import amqp_each_backend, backend_processes, heartbeat
@@ -101,7 +102,7 @@ def backend_hosts(config: CinderConfig) -> tuple[str, ...]:
 SERVICE = rpc_service(
     SPEC,
     "cinder-volume",
-    checks=(backend_processes, amqp_each_backend, heartbeat),
+    checks=(backend_processes, amqp_each_backend, heartbeat, coordination, cluster_members),
     validators=(validate_backends, validate_mode),
     hosts_of=backend_hosts,
     one_server_per_host=True,

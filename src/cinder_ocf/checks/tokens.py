@@ -180,8 +180,9 @@ def _token_or_finding(
 
 
 def authenticated_get(
-    ctx: Context, url_of: Callable[[keystone.Token], str], skip_note: str, outage_note: str
-) -> Authenticated:
+    ctx: Context, url_of: Callable[[keystone.Token], str], skip_note: str, outage_note: str,
+    headers: Mapping[str, str] | None = None,
+) -> Authenticated:  # fmt: skip
     """GET url_of(token) with the resource's token; a cached token the API answers 401 is
     renewed once.  Raises Finding when there is no token (SKIPPED or DEGRADED with the notes),
     http.HttpError when the API does not answer."""
@@ -194,7 +195,7 @@ def authenticated_get(
         answer = http.get(
             url,
             ctx.check_timeout(),
-            headers={"X-Auth-Token": token.value},
+            headers={**(headers or {}), "X-Auth-Token": token.value},
             ca_file=ctx.params.text("ca_file"),
             insecure=ctx.params.flag("insecure"),
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -133,6 +134,8 @@ class CinderConfig:
     report_interval: int = 10  # seconds between two heartbeats of a service in os-services
     # [coordination] backend_url's scheme only (the URL may hold a password): file, etcd3+http...
     coordination_scheme: str = ""
+    # Its (host, port)s, without the credentials the URL may hold.
+    coordination_endpoints: tuple[tuple[str, int], ...] = ()
     keystone_authtoken: AuthSection = field(default_factory=AuthSection)
 
     @property
@@ -233,6 +236,7 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
             rabbit_heartbeat_timeout=rabbit.heartbeat_timeout_threshold,
             report_interval=conf.report_interval,
             coordination_scheme=(conf.coordination.backend_url or "").partition("://")[0].lower(),
+            coordination_endpoints=coordination_endpoints(conf.coordination.backend_url or ""),
             rabbit_reconnect_pause=(
                 rabbit.rabbit_interval_max + rabbit.kombu_reconnect_delay + rabbit.kombu_reconnect_splay
             ),
@@ -247,6 +251,32 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
         raise ConfigProblem(OcfExit.ERR_CONFIGURED, f"{files[0]}: {_first_line(err)}") from None
     finally:
         conf.reset()
+
+
+# tooz drivers' default ports, for a backend_url that names none.
+_COORDINATION_PORTS = {"etcd3": 2379, "etcd3+http": 2379, "etcd3+https": 2379, "etcd": 2379,
+                       "redis": 6379, "zookeeper": 2181, "kazoo": 2181, "zake": 2181,
+                       "memcached": 11211, "mysql": 3306, "postgresql": 5432}  # fmt: skip
+
+
+def coordination_endpoints(url: str) -> tuple[tuple[str, int], ...]:
+    """The (host, port)s of a tooz backend_url: zookeeper://a:2181,b:2181 names several; the
+    user and password before @ are left out."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return ()
+    netloc = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    default = _COORDINATION_PORTS.get(scheme.lower(), 0)
+    found = []
+    for item in netloc.split(","):
+        try:
+            parts = urllib.parse.urlsplit(f"//{item.strip()}")
+            host, port = parts.hostname, parts.port or default
+        except ValueError:
+            continue
+        if host and port:
+            found.append((host, port))
+    return tuple(found)
 
 
 def _check_readable(path: str) -> None:

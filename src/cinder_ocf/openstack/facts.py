@@ -30,6 +30,9 @@ class Facts:
     heartbeat_timeout: float = 60.0  # [oslo_messaging_rabbit] heartbeat_timeout_threshold
     tls: bool = False  # the broker is spoken to over TLS
     ca_file: str = ""  # [oslo_messaging_rabbit] ssl_ca_file
+    cluster: str = ""  # [DEFAULT] cluster (active/active)
+    coordination_scheme: str = ""  # [coordination] backend_url's scheme
+    coordination: tuple[Endpoint, ...] = ()  # and its (host, port)s
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,6 +53,9 @@ class Facts:
                 heartbeat_timeout=float(value["heartbeat_timeout"]),
                 tls=bool(value["tls"]),
                 ca_file=str(value["ca_file"]),
+                cluster=str(value["cluster"]),
+                coordination_scheme=str(value["coordination_scheme"]),
+                coordination=tuple((str(h), int(p)) for h, p in value["coordination"]),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"not a facts record: {err}") from None
