@@ -36,7 +36,7 @@ SYSTEM_PYTHON = Path("/usr/bin/python3")
 REQUIRED_BINARIES = ("python", "cinder-api", "cinder-manage", "keystone-manage", "gunicorn")
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 # The Debian packages of the stack's own servers (lab/stack/openstack.py, database.py).
-STACK_PACKAGES = ("rabbitmq-server", "postgresql")
+STACK_PACKAGES = ("rabbitmq-server", "postgresql", "etcd-server")
 
 _apt_state = {"updated": False}
 

@@ -43,6 +43,7 @@ import psutil
 from lab.host import children, pid_alive
 
 from .database import Postgres
+from .etcd import Etcd
 from .install import ensure_service_user
 
 LOG = logging.getLogger(__name__)
@@ -370,6 +371,8 @@ class OpenStack:
         self._keystone: Optional[Process] = None
         self.database = Postgres(self.root / "postgres", service_user)
         self._postgres: Optional[Process] = None
+        self.etcd = Etcd(self.root / "etcd", host)  # started only for active/active
+        self._etcd: Optional[Process] = None
         self._accounts_done = False
         self._tenants: Dict[str, Credentials] = {}
         # (token, project id) per credentials, for the API calls below: one token serves many
@@ -746,6 +749,49 @@ class OpenStack:
         for proc in reversed(self._rabbit_extra):
             proc.stop(timeout=10.0)
         self._rabbit_extra = []
+
+    # ---- etcd ---------------------------------------------------------------------------
+
+    def etcd_running(self) -> bool:
+        return self._etcd is not None and self._etcd.alive()
+
+    def start_etcd(self, timeout: float = 60.0) -> None:
+        """Start the private etcd in the stack's namespace (as root, like RabbitMQ: `ip netns
+        exec` needs it), and wait until it says it is healthy (no-op if running).  Call it where
+        the stack's address answers (in its namespace)."""
+        if self.etcd_running():
+            return
+        self._prepare_root()
+        self._mkdir(self.etcd.directory, 0o700)
+        t0 = time.monotonic()
+        with self.etcd.log_file.open("ab") as out:
+            popen = subprocess.Popen(
+                [*self._prefix(), *self.etcd.server_argv()],
+                env={"PATH": SYSTEM_PATH, "HOME": str(self.etcd.directory)},
+                cwd=str(self.etcd.directory),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._etcd = Process.attach("etcd", popen.pid, popen)
+        try:
+            deadline = time.monotonic() + timeout
+            while not self.etcd.healthy():
+                if not self._etcd.alive() or time.monotonic() > deadline:
+                    raise RuntimeError("etcd did not start:\n" + _tail(self.etcd.log_file))
+                time.sleep(0.1)
+        except BaseException:
+            self.stop_etcd()
+            raise
+        LOG.info("etcd healthy in %.1f s (pid %d, %s)", time.monotonic() - t0, self._etcd.pid,
+                 self.etcd.client_url)  # fmt: skip
+
+    def stop_etcd(self) -> None:
+        """Stop etcd by PID and wait until it is gone."""
+        if self._etcd is not None:
+            self._etcd.stop(timeout=15.0)
+            self._etcd = None
 
     # ---- PostgreSQL ---------------------------------------------------------------------
 
@@ -1171,9 +1217,21 @@ class OpenStack:
         """``{method} /v3/{project}/volumes{path}`` as credentials (default: the admin)."""
         return self.api_call(method, lambda project: f"/v3/{project}/volumes{path}", body, credentials)
 
+    def clusters(self) -> List[Dict[str, Any]]:
+        """cinder-volume's clusters (``GET /v3/{admin project}/clusters/detail``, microversion
+        3.7): name, state, num_hosts, num_down_hosts."""
+        response = self.api_call(
+            "GET", lambda project: f"/v3/{project}/clusters/detail?binary=cinder-volume",
+            headers={"OpenStack-API-Version": "volume 3.7"},
+        )  # fmt: skip
+        if response.status != 200:
+            raise RuntimeError(f"GET clusters: HTTP {response.status} {response.body[:300]!r}")
+        clusters: List[Dict[str, Any]] = response.json()["clusters"]
+        return clusters
+
     def api_call(
         self, method: str, path_of: Callable[[str], str], body: Any = None,
-        credentials: Optional[Credentials] = None,
+        credentials: Optional[Credentials] = None, headers: Optional[Mapping[str, str]] = None,
     ) -> HttpResponse:  # fmt: skip
         """``{method} {cinder_url}{path_of(project id)}`` as credentials (default: the admin),
         with the token kept from the last call; a 401 (expired, revoked) fetches one more."""
@@ -1184,7 +1242,7 @@ class OpenStack:
                 self._tokens[credentials] = (token, scoped["project"]["id"])
             token, project = self._tokens[credentials]
             response = http_request(method, f"{self.cinder_url}{path_of(project)}", body,
-                                    headers={"X-Auth-Token": token})  # fmt: skip
+                                    headers={**(headers or {}), "X-Auth-Token": token})  # fmt: skip
             if response.status != 401:
                 break
         return response
@@ -1209,7 +1267,7 @@ class OpenStack:
     def close(self) -> None:
         """Stop everything this object started (by PID) and wait; safe to call again."""
         errors: List[BaseException] = []
-        for stop in (self.stop_keystone, self.stop_rabbitmq, self.stop_postgres):
+        for stop in (self.stop_keystone, self.stop_rabbitmq, self.stop_etcd, self.stop_postgres):
             try:
                 stop()
             except Exception as err:  # keep stopping the others
