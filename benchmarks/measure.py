@@ -17,7 +17,8 @@ and measures:
 * Keystone token requests, counted in Keystone's own access log;
 * start overhead (the service healthy -> start returns) and stop overhead (the process tree
   gone -> stop returns);
-* the cluster figures tests/cluster wrote to benchmarks/cluster-results.json, if any.
+* the cluster figures tests/cluster wrote to benchmarks/cluster-results.json and (active/active)
+  cluster-aa-results.json, if any.
 
 measure() returns the figures; benchmarks.report writes them.  Needs root (services run as
 `cinder`).  Everything it starts is stopped by PID, on failure and on Ctrl-C too.
@@ -1278,7 +1279,8 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
         "duration_s": round(time.monotonic() - began, 1),
         **bench.results,
     }
-    cluster = HERE / "cluster-results.json"
-    if cluster.exists():
-        results["cluster"] = json.loads(cluster.read_text())
+    for key, name in (("cluster", "cluster-results.json"), ("cluster_aa", "cluster-aa-results.json")):
+        written = HERE / name
+        if written.exists():
+            results[key] = json.loads(written.read_text())
     return results

@@ -508,6 +508,47 @@ def guard_lines(results: Dict[str, Any]) -> List[str]:
     return [*out, head, "|---|---|---|---|---|---|---|", *rows]
 
 
+# The same fault in both modes: (what, the active/passive scenario, the active/active one).
+SAME_FAULTS = (
+    ("power cut of a node that runs cinder-volume (active/active: the node without the VIP)",
+     "test_a_power_cut_of_cinder_volume_node_moves_it_to_the_survivor",
+     "test_a_node_lost_leaves_the_survivor_serving_untouched"),
+    ("every cinder-volume process of a node SIGKILLed", "",
+     "test_a_killed_volume_service_restarts_on_its_node_only"),
+    ("the lock manager (etcd) stopped", "", "test_the_lock_manager_down_degrades_and_restarts_nothing"),
+)  # fmt: skip
+
+
+def mode_lines(results: Dict[str, Any]) -> List[str]:
+    """Issue 15, pt 5: the cloud user's longest time without a successful create, per fault,
+    with cinder-volume active/passive and active/active (the cluster tests' client)."""
+    passive = (results.get("cluster") or {}).get("client") or {}
+    active = (results.get("cluster_aa") or {}).get("client") or {}
+    out = [
+        "## cinder-volume active/passive and active/active: the same faults, seen by a cloud user",
+        "",
+        "The longest time without a successful volume create, in seconds, while the fault lasted "
+        "(python-cinderclient through the VIP; tests/cluster/test_api_cluster.py and "
+        "test_active_active_cluster.py; - where that mode has no such scenario).",
+        "",
+    ]
+    if not active and not passive:
+        return [*out, "No cluster figures: run the cluster tests to get them."]
+    rows = ["| fault | active/passive | active/active |", "|---|---|---|"]
+    for what, ap, aa in SAME_FAULTS:
+        rows.append(f"| {what} | {_window(passive, ap)} | {_window(active, aa)} |")
+    return [*out, *rows]
+
+
+def _window(views: Dict[str, Any], test: str) -> str:
+    view = views.get(test) if test else None
+    if not view:
+        return "-"
+    failed = (view.get("failed") or {}).get("create", 0)
+    tried = (view.get("tried") or {}).get("create", 0)
+    return f"{view['longest_without_s']['create']} ({failed} of {tried} creates failed)"
+
+
 def summary_text(results: Dict[str, Any]) -> str:
     """What make bench prints at the end: point 8's table and every target, met or not."""
     return "\n".join(
@@ -674,7 +715,7 @@ def results_md(results: Dict[str, Any]) -> str:
                     else "- | - | - |"
                 )
             )
-    out += ["", *deep_lines(results), "", *guard_lines(results)]
+    out += ["", *deep_lines(results), "", *guard_lines(results), "", *mode_lines(results)]
     cluster = results.get("cluster")
     out += ["", "## Cluster (tests/cluster, benchmarks/cluster-results.json)", ""]
     if cluster:

@@ -42,7 +42,14 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import psutil
 
-from cinder_ocf.clusterconfig import VIP_ID, ClusterPlan, crm_configuration, pcs_commands
+from cinder_ocf.clusterconfig import (
+    ACTIVE_ACTIVE,
+    ACTIVE_PASSIVE,
+    VIP_ID,
+    ClusterPlan,
+    crm_configuration,
+    pcs_commands,
+)
 from cinder_ocf.ocf import OcfExit
 from lab.host import pid_alive
 from lab.stack.install import (
@@ -53,7 +60,7 @@ from lab.stack.install import (
     ensure_stack_venv,
     stack_venv_path,
 )
-from lab.stack.openstack import CINDER_API_PORT, OpenStack
+from lab.stack.openstack import CINDER_API_PORT, FAKE_HA_DRIVER, OpenStack
 
 from . import workload
 from .harness import (
@@ -123,6 +130,10 @@ SCHEDULER = ServiceResource("cinder-scheduler", params=("start_grace=15",))
 VOLUME = ServiceResource("cinder-volume", clone=False, params=("start_grace=15",))
 # Everything the deployment runs, in start order; the VIP follows API.
 SERVICES: Tuple[ServiceResource, ...] = (API, SCHEDULER, VOLUME)
+# Active/active: cinder-volume cloned, every node serving the backends of one cinder cluster.
+VOLUME_CLONE = ServiceResource("cinder-volume", params=("start_grace=15",))
+AA_SERVICES: Tuple[ServiceResource, ...] = (API, SCHEDULER, VOLUME_CLONE)
+AA_CLUSTER = "cinder-aa"  # cinder.conf [DEFAULT] cluster
 
 
 # ----------------------------------------------------------------------------- timings
@@ -416,11 +427,14 @@ class Deployment:
         nodes: int = 2,
         tool: str = "pcs",
         deep_monitor_interval_s: int = 0,
+        volume_mode: str = ACTIVE_PASSIVE,
     ) -> None:
         """deep_monitor_interval_s: of the depth-20 monitors (0: none, so that a scenario's
-        failure is found by the depth-0 checks it is about)."""
+        failure is found by the depth-0 checks it is about); volume_mode active-active: a
+        cinder cluster (AA_SERVICES, cinder.conf's cluster, etcd for its locks)."""
         if tool not in ("pcs", "crm"):
             raise ValueError(f"configure with pcs or crm, not {tool}")
+        self.volume_mode = volume_mode
         self.nodes = nodes
         self.tool = tool  # pcs commands, or crmsh's configuration (ids p_*, cl_*)
         self.deep_monitor_interval_s = deep_monitor_interval_s
@@ -546,14 +560,29 @@ class Deployment:
         )
         # One cinder.conf for both nodes: the API listens on every address of its node, and
         # reaches Keystone and RabbitMQ at 10.213.0.100.
-        self.stack.write_cinder_conf(osapi_volume_listen="0.0.0.0")
+        if self.active_active:
+            # Each node its own host (its name), grouped by cluster; locks in the etcd.
+            backends = {b: {"volume_driver": FAKE_HA_DRIVER} for b in ("fake1", "fake2")}
+            self.stack.write_cinder_conf(
+                osapi_volume_listen="0.0.0.0", host=None, cluster=AA_CLUSTER,
+                coordination={"backend_url": self.stack.etcd.backend_url}, **backends,
+            )  # fmt: skip
+        else:
+            self.stack.write_cinder_conf(osapi_volume_listen="0.0.0.0")
         self.say(
             f"Starting RabbitMQ and Keystone in the services' namespace ({SVC_IP}), and writing "
             f"the cinder.conf both nodes share: {self.stack.cinder_conf}"
         )
         self._svc = netns_executor(SVC_NS)
         self._stack_started = time.monotonic()
-        self._stack_future = self._svc.submit(self.stack.start)
+        self._stack_future = self._svc.submit(self._start_services)
+
+    def _start_services(self) -> None:
+        """In the services' namespace: the stack, and for a cinder cluster its etcd."""
+        assert self.stack is not None
+        self.stack.start()
+        if self.active_active:
+            self.stack.start_etcd()
 
     def _boot_cluster(self) -> None:
         self._cluster_root = Path(tempfile.mkdtemp(prefix=f"cocf-cluster{self.nodes}-", dir=self.state_dir))
@@ -617,6 +646,7 @@ class Deployment:
             monitor_timeout_s=MONITOR_TIMEOUT_S,
             params={s.agent: s.resource_params(self.stack) for s in self.services},
             deep_monitor_interval_s=self.deep_monitor_interval_s,
+            volume_mode=self.volume_mode,
         )
 
     def _configure(self) -> None:
@@ -990,10 +1020,16 @@ class Deployment:
         (node,) = self.c.resource_nodes(VOLUME.id)
         return node
 
+    @property
+    def active_active(self) -> bool:
+        return self.volume_mode == ACTIVE_ACTIVE
+
     def volume_hosts(self) -> List[str]:
-        """The os-services hosts of cinder-volume: the shared host, one per backend."""
+        """The os-services hosts of cinder-volume, one per backend: the shared host, or in
+        active/active each node's own."""
         assert self.stack is not None
-        return [f"{self.stack.cinder_host}@{backend}" for backend in ("fake1", "fake2")]
+        hosts = list(self.c.nodes) if self.active_active else [self.stack.cinder_host]
+        return [f"{host}@{backend}" for host in hosts for backend in ("fake1", "fake2")]
 
     def os_services(self, binary: str) -> Dict[str, Tuple[str, float]]:
         """host -> (state, updated_at as epoch seconds), from cinder-api through the VIP."""

@@ -58,6 +58,8 @@ CINDER_HOST = "cinder-cluster"  # [DEFAULT] host: every node registers under thi
 KEYSTONE_SERVICE_USER = "cinder"  # the Keystone account of the Cinder services
 RABBIT_USER = "openstack"
 FAKE_DRIVER = "cinder.tests.fake_driver.FakeLoggingVolumeDriver"
+# Its sibling that declares SUPPORTS_ACTIVE_ACTIVE: cinder's own, for a cinder cluster's tests.
+FAKE_HA_DRIVER = "cinder.tests.fake_driver.FakeHAReplicatedLoggingVolumeDriver"
 POSIX_BACKUP_DRIVER = "cinder.backup.drivers.posix.PosixBackupDriver"
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 RABBITMQCTL = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")
