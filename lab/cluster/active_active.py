@@ -5,6 +5,7 @@ backends under its own name, grouped by cinder.conf's cluster, its locks in the 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
@@ -71,6 +72,41 @@ def volume_leaders(dep: Deployment) -> Dict[str, int]:
         if out:
             found[node] = int(out[0])
     return found
+
+
+def refused_clone(dep: Deployment, drop: str, timeout: float = 60.0) -> Dict[str, str]:
+    """A second cinder-volume clone whose cinder.conf lacks [DEFAULT] `drop` (cluster, say),
+    created as an operator would: node -> the failed start's exit code and reason crm_mon
+    shows.  The clone is deleted again; nothing of it ran."""
+    assert dep.stack is not None
+    stack = dep.stack
+    conf = stack.cinder_conf.with_name("cinder-refused.conf")
+    text = stack.cinder_conf.read_text()
+    conf.write_text("\n".join(line for line in text.splitlines() if not line.startswith(f"{drop} =")) + "\n")
+    os.chown(conf, 0, stack.service_user_ids()[1])  # it holds the service's password, as the original
+    conf.chmod(0o640)
+    rid = "cinder-volume-refused"
+    binary = stack.cinder_bin(VOLUME_CLONE.agent)
+    dep.say(f"$ pcs resource create {rid} ocf:openstack:cinder-volume config={conf} ... clone")
+    dep.pcs("resource", "create", rid, "ocf:openstack:cinder-volume", f"config={conf}", f"binary={binary}",
+            "op", "monitor", "interval=5s", "clone", "interleave=true")  # fmt: skip
+    failed: Dict[str, str] = {}
+
+    def refused_everywhere() -> bool:
+        for failure in dep.c.crm_mon_xml().iter("failure"):
+            if failure.get("op_key", "").startswith(f"{rid}_start"):
+                failed[failure.get("node", "")] = f"{failure.get('exitcode')}: {failure.get('exitreason')}"
+        return len(failed) == len(dep.c.running_nodes) or any(v.startswith("6:") for v in failed.values())
+
+    try:
+        wait_for(refused_everywhere, timeout, f"{rid}'s start refused")
+        dep.say(f"crm_mon: {next(iter(failed.values()))}")
+    finally:
+        dep.pcs("resource", "delete", rid)
+        dep.pcs("resource", "cleanup")
+        dep.c.settle()
+        conf.unlink()
+    return failed
 
 
 @dataclass(frozen=True)

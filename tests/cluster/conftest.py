@@ -21,8 +21,9 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Set
+from typing import Any, Dict, Iterator, List, Optional, Set
 
 import pytest
 
@@ -36,6 +37,7 @@ from lab.cluster.harness import (
     run,
 )
 from lab.cluster.scenario import Deployment, stack_venv_for_nodes
+from lab.cluster.workload import ClientView, Managed
 from lab.stack.install import ensure_debian_packages
 
 log = logging.getLogger(__name__)
@@ -231,3 +233,21 @@ def deployed(label: str, **options: Any) -> Iterator[Deployment]:
             dep.down()
         finally:
             _check_nothing_left(before)
+
+
+@contextlib.contextmanager
+def watched_by_the_user(
+    name: str, deployment: Deployment, views: Dict[str, ClientView], managed: Dict[str, Managed]
+) -> Iterator[None]:
+    """One scenario's window of the cloud user's requests, printed and kept in views; and a
+    volume of the user's made before it, extended and deleted after it, kept in managed
+    (issue 13, pt 2)."""
+    held = deployment.hold_volume() if deployment.cluster is not None else None
+    start = time.monotonic()
+    yield
+    client = deployment.client or deployment.finished_client
+    if client is not None:
+        view = views[name] = client.view(start, time.monotonic())
+        print(f"\n[client] {name}: {view.line()}")
+    if held is not None and deployment.cluster is not None:
+        managed[name] = deployment.manage_held(held)

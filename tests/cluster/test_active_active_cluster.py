@@ -5,7 +5,8 @@ cinder-volume cloned on both nodes, each node registering the backends under its
 the cinder cluster cinder-aa (cinder.conf [DEFAULT] cluster, no host), its locks in the lab's
 etcd (tooz's etcd3gw driver), the drivers cinder's FakeHAReplicatedLoggingVolumeDriver (it
 declares SUPPORTS_ACTIVE_ACTIVE).  A cloud user creates, extends and deletes volumes through
-the VIP all along.  In order: both nodes serve; etcd stopped (degraded, nothing restarted); a
+the VIP all along.  In order: both nodes serve; a clone without cluster refused at its first
+start (6, the reason in crm_mon); etcd stopped (degraded, nothing restarted); a
 volume service killed on one node (only that node's restarted, the other untouched);
 a power cut of the node without the VIP (no action of Pacemaker's on the survivor's
 cinder-volume); every volume made before a fault managed after it.  The figures go to
@@ -14,7 +15,6 @@ benchmarks/cluster-aa-results.json, beside the active/passive ones.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterator
@@ -26,7 +26,7 @@ from lab.cluster import active_active
 from lab.cluster.scenario import AA_CLUSTER, AA_SERVICES, VOLUME_CLONE, Deployment
 from lab.cluster.workload import ClientView, Managed
 
-from .conftest import deployed
+from .conftest import deployed, watched_by_the_user
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "cluster-aa-results.json"
@@ -51,16 +51,8 @@ def deployment(cluster_host: None) -> Iterator[Deployment]:
 @pytest.fixture(autouse=True)
 def client_window(request: pytest.FixtureRequest, deployment: Deployment) -> Iterator[None]:
     """What the cloud user saw during each scenario, and a volume made before it managed after."""
-    name = request.node.name
-    held = deployment.hold_volume() if deployment.cluster is not None else None
-    start = time.monotonic()
-    yield
-    client = deployment.client or deployment.finished_client
-    if client is not None:
-        view = CLIENT_VIEWS[name] = client.view(start, time.monotonic())
-        print(f"\n[client] {name}: {view.line()}")
-    if held is not None and deployment.cluster is not None:
-        MANAGED[name] = deployment.manage_held(held)
+    with watched_by_the_user(request.node.name, deployment, CLIENT_VIEWS, MANAGED):
+        yield
 
 
 def test_both_nodes_serve_the_cinder_cluster(deployment: Deployment) -> None:
@@ -72,6 +64,17 @@ def test_both_nodes_serve_the_cinder_cluster(deployment: Deployment) -> None:
     assert {f"{AA_CLUSTER}@{b}" for b in active_active.BACKENDS} <= set(seen.clusters)
     # Each node's monitor is clean: nothing of the cluster's is degraded.
     assert deployment.degraded_listed() == {}
+
+
+def test_a_clone_without_cluster_is_refused_before_it_runs(deployment: Deployment) -> None:
+    """Point 1 on the cluster: a clone whose cinder.conf sets no cluster is "not configured"
+    (6) at its first start, with the agent's reason in crm_mon, and nothing of it runs."""
+    before = active_active.volume_leaders(deployment)
+    failed = active_active.refused_clone(deployment, "cluster")
+    print(f"\n[aa] refused: {failed}")
+    assert failed and all(v.startswith("6: ") for v in failed.values()), failed
+    assert all("active/active (cloned) needs [DEFAULT] cluster" in v for v in failed.values()), failed
+    assert active_active.volume_leaders(deployment) == before  # the real clone untouched
 
 
 def test_the_lock_manager_down_degrades_and_restarts_nothing(deployment: Deployment) -> None:

@@ -16,7 +16,6 @@ written to benchmarks/cluster-results.json.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterator
@@ -34,7 +33,7 @@ from lab.cluster.scenario import (
 )
 from lab.cluster.workload import KINDS, ClientView, Managed
 
-from .conftest import deployed
+from .conftest import deployed, watched_by_the_user
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "cluster-results.json"
@@ -69,18 +68,9 @@ def deployment(cluster_host: None) -> Iterator[Deployment]:
 
 @pytest.fixture(autouse=True)
 def client_window(request: pytest.FixtureRequest, deployment: Deployment) -> Iterator[None]:
-    """Each scenario's window of the cloud user's requests, printed and kept; and a volume of
-    the user's made before it, extended and deleted after it (issue 13, pt 2)."""
-    name = request.node.name
-    held = deployment.hold_volume() if deployment.cluster is not None else None
-    start = time.monotonic()
-    yield
-    client = deployment.client or deployment.finished_client
-    if client is not None:
-        view = CLIENT_VIEWS[name] = client.view(start, time.monotonic())
-        print(f"\n[client] {name}: {view.line()}")
-    if held is not None and deployment.cluster is not None:
-        MANAGED[name] = deployment.manage_held(held)
+    """What the cloud user saw during each scenario, and a volume made before it managed after."""
+    with watched_by_the_user(request.node.name, deployment, CLIENT_VIEWS, MANAGED):
+        yield
 
 
 def test_everything_started_and_the_api_answers_everywhere(deployment: Deployment) -> None:

@@ -87,11 +87,11 @@ def test_a_clone_that_can_serve_a_cluster_validates(volume: Resource) -> None:
 @pytest.mark.parametrize(
     ("default", "sections", "code", "fragments"),
     [
-        ({"host": None}, backends(SAFE), 6, ["must set [DEFAULT] cluster", "Or do not clone it"]),
-        (active_active(), {"b1": {"volume_driver": SAFE}}, 6, ["[coordination] backend_url", "unset (file://)"]),
-        (active_active(), {"coordination": {"backend_url": "file:///var/lib/cinder"}}, 6, ["it is file://"]),
+        ({"host": None}, backends(SAFE), 6, ["(cloned) needs [DEFAULT] cluster", "or do not clone"]),
+        (active_active(), {"b1": {"volume_driver": SAFE}}, 6, ["backend_url all nodes share", "unset (file://)"]),
+        (active_active(), {"coordination": {"backend_url": "file:///var/lib/cinder"}}, 6, ["not file://"]),
         (active_active(host="cinder-cluster"), backends(SAFE), 6,
-         ["must leave each node its own host", "host = cinder-cluster", "same host@backend"]),
+         ["needs each node its own host", "host = cinder-cluster", "same host@backend"]),
         (active_active(), backends(SAFE, backend_host="shared"), 6, ["[b1] backend_host = shared"]),
         (active_active(), backends(UNSAFE), 6,
          [f"{UNSAFE} (backend b1, b2) does not", "declare SUPPORTS_ACTIVE_ACTIVE", "active/passive"]),

@@ -171,14 +171,22 @@ def test_cli_notes_what_cinder_conf_lacks(tmp_path: Path) -> None:
 def test_cli_notes_what_strands_volumes_after_a_failover(
     tmp_path: Path, conf: str, present: List[str], absent: List[str]
 ) -> None:
+    notes_of(tmp_path, conf, present, absent)
+
+
+def notes_of(
+    tmp_path: Path, conf: str, present: List[str], absent: List[str], *args: str
+) -> "subprocess.CompletedProcess[str]":
+    """cluster-config for this cinder.conf: its notes have each of present, none of absent."""
     path = tmp_path / "cinder.conf"
     path.write_text(conf)
-    run = cli("--config", str(path))
+    run = cli("--config", str(path), *args)
     assert run.returncode == 0, run.stderr
     for fragment in present:
         assert fragment in run.stderr, run.stderr
     for fragment in absent:
         assert fragment not in run.stderr, run.stderr
+    return run
 
 
 def test_cli_refuses_a_password_parameter(tmp_path: Path) -> None:
@@ -224,13 +232,6 @@ def test_active_active_clones_cinder_volume_after_the_schedulers(constraints: st
 def test_cli_notes_what_active_active_needs(
     tmp_path: Path, conf: str, present: List[str], absent: List[str]
 ) -> None:
-    path = tmp_path / "cinder.conf"
-    path.write_text(conf)
-    run = cli("--config", str(path), "--volume-mode", "active-active")
-    assert run.returncode == 0, run.stderr
+    run = notes_of(tmp_path, conf, present, absent, "--volume-mode", "active-active")
     volume = run.stdout.split("pcs resource create cinder-volume", 1)[1].splitlines()[0]
     assert "clone interleave=true" in volume, run.stdout
-    for fragment in present:
-        assert fragment in run.stderr, run.stderr
-    for fragment in absent:
-        assert fragment not in run.stderr, run.stderr

@@ -34,23 +34,23 @@ def validate_mode(ctx: Context, config: CinderConfig) -> None:
                 f"active-active prints how); for active/passive, remove cluster"
             )
         return
-    refuse = f"a cloned cinder-volume runs on every node at once (active/active), so {config.source}"
+    # What matters first: crm_mon shows the first 128 characters of an exit reason.
     if not config.cluster:
         raise OcfError(
             OcfExit.ERR_CONFIGURED,
-            f"{refuse} must set [DEFAULT] cluster = <one name for the cluster>: without it every "
-            f"node serves the backends alone. Or do not clone it (active/passive)",
+            f"active/active (cloned) needs [DEFAULT] cluster = <one name> in {config.source}: "
+            f"without it every node serves the backends alone; or do not clone cinder-volume",
         )
     if config.coordination_scheme in NODE_LOCAL:
         where = f"{config.coordination_scheme}://" if config.coordination_scheme else "unset (file://)"
         raise OcfError(
             OcfExit.ERR_CONFIGURED,
-            f"{refuse} needs a [coordination] backend_url that all nodes share (etcd3+http://, "
-            f"redis://, zookeeper://): it is {where}, whose locks do not span nodes, so two nodes "
-            f"would work on one volume at once",
+            f"active/active (cloned) needs a [coordination] backend_url all nodes share, not "
+            f"{where} in {config.source} (etcd3+http://, redis://, zookeeper://): node-local locks "
+            f"let two nodes work on one volume at once",
         )
-    _each_node_its_own_host(ctx, config, refuse)
-    _drivers_support_it(ctx, config, refuse)
+    _each_node_its_own_host(ctx, config)
+    _drivers_support_it(ctx, config)
 
 
 def _node_names(ctx: Context) -> set[str]:
@@ -58,7 +58,7 @@ def _node_names(ctx: Context) -> set[str]:
     return {name for name in names | {n.partition(".")[0] for n in names} if name}
 
 
-def _each_node_its_own_host(ctx: Context, config: CinderConfig, refuse: str) -> None:
+def _each_node_its_own_host(ctx: Context, config: CinderConfig) -> None:
     """In a cinder cluster each node is a host of its own: a host (or backend_host) that is not
     this node's name is the active/passive recipe's one name for all nodes."""
     names = _node_names(ctx)
@@ -69,14 +69,14 @@ def _each_node_its_own_host(ctx: Context, config: CinderConfig, refuse: str) -> 
     if shared:
         raise OcfError(
             OcfExit.ERR_CONFIGURED,
-            f"{refuse} must leave each node its own host: it sets {', '.join(shared)}, not this "
-            f"node's name ({', '.join(sorted(names))}), so every node would serve the same "
-            f"host@backend. Remove it (each node then registers under its own name, grouped by "
-            f"cluster = {config.cluster})",
+            f"active/active (cloned) needs each node its own host: {config.source} sets "
+            f"{', '.join(shared)}, not this node's name ({', '.join(sorted(names))}), so every node "
+            f"would serve the same host@backend. Remove it (each node then registers under its "
+            f"own name, grouped by cluster = {config.cluster})",
         )
 
 
-def _drivers_support_it(ctx: Context, config: CinderConfig, refuse: str) -> None:
+def _drivers_support_it(ctx: Context, config: CinderConfig) -> None:
     binary = daemon.find_executable(ctx.params.text("binary"), ctx.env.environ.get("PATH", ""))
     user = daemon.lookup_user(ctx.params.text("user"))
     if binary is None or user is None:
@@ -105,7 +105,7 @@ def _drivers_support_it(ctx: Context, config: CinderConfig, refuse: str) -> None
         listed = "; ".join(f"{d} (backend {', '.join(by_driver[d])})" for d in unsafe)
         raise OcfError(
             OcfExit.ERR_CONFIGURED,
-            f"{refuse} needs drivers that declare SUPPORTS_ACTIVE_ACTIVE, and {listed} does not: "
-            f"served from several nodes at once, its volumes would be corrupted. Serve these "
-            f"backends active/passive (a primitive, without cluster)",
+            f"active/active (cloned) needs drivers that declare SUPPORTS_ACTIVE_ACTIVE, and "
+            f"{listed} does not: served from several nodes at once, its volumes would be "
+            f"corrupted. Serve these backends active/passive (a primitive, without cluster)",
         )

@@ -83,7 +83,7 @@ def nobody_else_serves(ctx: Context) -> None:
     try:
         first = _first_reports(ctx, skip, ctx.clock.time() + interval + SLACK_S)
     except Finding as found:
-        nobody_listens(ctx, found.detail)
+        _nobody_listens(ctx, found.detail)
         return
     now = ctx.clock.time()
     # Rows whose last report is recent enough that their server may still be alive.
@@ -116,7 +116,7 @@ def nobody_else_serves(ctx: Context) -> None:
     while looked_at < until:
         now = ctx.clock.time()
         if now >= give_up:  # only failed looks since the report was due
-            nobody_listens(ctx, failed)
+            _nobody_listens(ctx, failed)
             return
         if ctx.deadline.remaining() < _POLL_S + SLACK_S:  # no time left for one more look
             raise out_of_time()
@@ -167,7 +167,7 @@ def _reports(ctx: Context, skip: str) -> dict[str, float | None]:
     return {host: row_updated(by_host.get(host)) for host in ctx.facts.service_hosts}
 
 
-def nobody_listens(ctx: Context, unread: str) -> None:
+def _nobody_listens(ctx: Context, unread: str) -> None:
     """os-services could not tell (unread says why): wait while the broker counts consumers on
     the host's queues, and refuse if they stay.  A dead server's connections stay until the
     broker misses its heartbeats: checked every heartbeat timeout, dropped at the second

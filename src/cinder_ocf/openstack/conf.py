@@ -1,7 +1,8 @@
 """cinder.conf, read through oslo.config the way cinder itself reads it.
 
 Exports: CinderConfig, AuthSection, ConfigProblem, load_config, config_options, config_sources,
-default_sources, watched_paths, fingerprint, readable_by.
+default_sources, watched_paths, fingerprint, readable_by, coordination_endpoints, NODE_LOCAL,
+DEFAULT_VOLUME_DRIVER.
 
 oslo.config does the parsing (sections, interpolation, --config-dir ordering, value checks),
 with options registered here under cinder's names and defaults.  It is imported only when

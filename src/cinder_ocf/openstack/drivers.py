@@ -57,7 +57,7 @@ class Support:
     unknown: str = ""
 
 
-def interpreter(binary: str) -> list[str] | None:
+def _interpreter(binary: str) -> list[str] | None:
     """The #! line of binary as argv (RHEL's `#!/usr/bin/python3 -s` keeps its flag), or None
     for a binary that is not a script."""
     try:
@@ -76,7 +76,7 @@ def active_active_support(
     binary: str, drivers: Sequence[str], user: DaemonUser, cache_path: str, timeout: float
 ) -> Support:
     """Each driver's SUPPORTS_ACTIVE_ACTIVE as binary's interpreter imports it."""
-    argv = interpreter(binary)
+    argv = _interpreter(binary)
     if argv is None:
         return Support({}, f"{binary} is not a script whose interpreter can be asked")
     try:
