@@ -34,11 +34,12 @@ def validate_mode(ctx: Context, config: CinderConfig) -> None:
                 f"active-active prints how); for active/passive, remove cluster"
             )
         return
-    # What matters first: crm_mon shows the first 128 characters of an exit reason.
+    # What matters first: crm_mon shows the first 128 characters of an exit reason (and
+    # escapes angle brackets twice, so none here).
     if not config.cluster:
         raise OcfError(
             OcfExit.ERR_CONFIGURED,
-            f"active/active (cloned) needs [DEFAULT] cluster = <one name> in {config.source}: "
+            f"active/active (cloned) needs [DEFAULT] cluster = NAME in {config.source}: "
             f"without it every node serves the backends alone; or do not clone cinder-volume",
         )
     if config.coordination_scheme in NODE_LOCAL:
