@@ -62,11 +62,12 @@ def _node_names(ctx: Context) -> set[str]:
 def _each_node_its_own_host(ctx: Context, config: CinderConfig) -> None:
     """In a cinder cluster each node is a host of its own: a host (or backend_host) that is not
     this node's name is the active/passive recipe's one name for all nodes."""
+    named = [("host", config.host)] if config.host else []
+    named += [(f"[{backend}] backend_host", host) for backend, host in config.backend_hosts if host]
+    if not named:
+        return  # the recommended form: no name to compare, and no DNS asked (getfqdn)
     names = _node_names(ctx)
-    shared = [f"host = {config.host}"] if config.host and config.host not in names else []
-    for backend, host in config.backend_hosts:
-        if host and host not in names:
-            shared.append(f"[{backend}] backend_host = {host}")
+    shared = [f"{option} = {host}" for option, host in named if host not in names]
     if shared:
         raise OcfError(
             OcfExit.ERR_CONFIGURED,

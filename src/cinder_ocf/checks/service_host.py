@@ -226,8 +226,6 @@ def one_server(ctx: Context) -> tuple[Status, str]:
         # Start's side is the heartbeat guard before the spawn; a second server appearing
         # meanwhile is the first monitor's to see, and start need not wait on the broker.
         return Status.SKIPPED, "counted by the monitor"
-    if ctx.facts.amqp_skip:
-        return Status.SKIPPED, ctx.facts.amqp_skip
     binary = ctx.service.os_services_binary
     try:
         counted = _first_counts(ctx)

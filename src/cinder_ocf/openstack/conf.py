@@ -256,7 +256,7 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
 
 # tooz drivers' default ports, for a backend_url that names none.
 _COORDINATION_PORTS = {"etcd3": 2379, "etcd3+http": 2379, "etcd3+https": 2379, "etcd": 2379,
-                       "redis": 6379, "zookeeper": 2181, "kazoo": 2181, "zake": 2181,
+                       "redis": 6379, "zookeeper": 2181, "kazoo": 2181,
                        "memcached": 11211, "mysql": 3306, "postgresql": 5432}  # fmt: skip
 
 
