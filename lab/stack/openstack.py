@@ -489,6 +489,23 @@ class OpenStack:
             return []
         return [shutil.which("ip", path=SYSTEM_PATH) or "ip", "netns", "exec", self.netns]
 
+    def _launch(
+        self, name: str, argv: List[str], env: Mapping[str, str], cwd: Path, log: Path,
+        as_service_user: bool = False,
+    ) -> Process:  # fmt: skip
+        """argv as a daemon in a session of its own, its output appended to log: the Process
+        that stops it by PID."""
+        owner: Dict[str, Any] = {}
+        if as_service_user:
+            uid, gid = self.service_user_ids()
+            owner = {"user": uid, "group": gid, "extra_groups": []}
+        with log.open("ab") as out:
+            popen = subprocess.Popen(
+                argv, env=env, cwd=str(cwd), stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True, **owner,
+            )  # fmt: skip
+        return Process.attach(name, popen.pid, popen)
+
     def _mkdir(self, path: Path, mode: int = 0o755, owner: Optional[Tuple[int, int]] = None) -> None:
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, mode)
@@ -647,17 +664,8 @@ class OpenStack:
         epmd_before = self._listener_pids(EPMD_PORT)
         t0 = time.monotonic()
         out_path = self.log_dir / "rabbitmq.out"
-        with out_path.open("ab") as out:
-            popen = subprocess.Popen(
-                [*self._prefix(), str(RABBITMQ_SERVER)],
-                env=env,
-                cwd=str(self.rabbit_dir),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        launcher = Process.attach("rabbitmq-server", popen.pid, popen)
+        launcher = self._launch("rabbitmq-server", [*self._prefix(), str(RABBITMQ_SERVER)], env,
+                                self.rabbit_dir, out_path)  # fmt: skip
         self._rabbit = launcher
         try:
             self._wait_rabbit(launcher, env, pid_file, timeout)
@@ -766,17 +774,10 @@ class OpenStack:
         self._prepare_root()
         self._mkdir(self.etcd.directory, 0o700)
         t0 = time.monotonic()
-        with self.etcd.log_file.open("ab") as out:
-            popen = subprocess.Popen(
-                [*self._prefix(), *self.etcd.server_argv()],
-                env={"PATH": SYSTEM_PATH, "HOME": str(self.etcd.directory)},
-                cwd=str(self.etcd.directory),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._etcd = Process.attach("etcd", popen.pid, popen)
+        self._etcd = self._launch(
+            "etcd", [*self._prefix(), *self.etcd.server_argv()],
+            {"PATH": SYSTEM_PATH, "HOME": str(self.etcd.directory)}, self.etcd.directory, self.etcd.log_file,
+        )  # fmt: skip
         try:
             deadline = time.monotonic() + timeout
             while not self.etcd.healthy():
@@ -812,22 +813,11 @@ class OpenStack:
         database = self.database
         if not database.initialised():
             self._run("initdb", database.initdb_argv(), self.service_env(), as_service_user=True)
-        uid, gid = self.service_user_ids()
         t0 = time.monotonic()
-        with database.log_file.open("ab") as out:
-            popen = subprocess.Popen(
-                database.server_argv(),
-                env=self.service_env(),
-                cwd=str(database.directory),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                user=uid,
-                group=gid,
-                extra_groups=[],
-            )
-        self._postgres = Process.attach("postgres", popen.pid, popen)
+        self._postgres = self._launch(
+            "postgres", database.server_argv(), self.service_env(), database.directory, database.log_file,
+            as_service_user=True,
+        )  # fmt: skip
         try:
             deadline = time.monotonic() + timeout
             while not database.ready():
@@ -976,17 +966,8 @@ class OpenStack:
             "--capture-output",
             "keystone_wsgi:application",
         ]
-        with (self.log_dir / "keystone-gunicorn.out").open("ab") as out:
-            popen = subprocess.Popen(
-                argv,
-                env=self._keystone_env(),
-                cwd=str(self.keystone_dir),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._keystone = Process.attach("keystone (gunicorn)", popen.pid, popen)
+        self._keystone = self._launch("keystone (gunicorn)", argv, self._keystone_env(), self.keystone_dir,
+                                      self.log_dir / "keystone-gunicorn.out")  # fmt: skip
         try:
             self._wait_keystone(timeout)
         except BaseException:
