@@ -28,6 +28,11 @@ cocf-nodeN with new mount, UTS and IPC namespaces.  Why each of them:
   init is a perfect power cut: the kernel kills the whole namespace.
 * UTS: the node's hostname is its Pacemaker node name.
 
+Fencing is on, as production runs an active/passive cinder-volume: every cluster has one
+fence device, the lab's fence_cocf (lab/cluster/fencing.py), which Pacemaker's fencer runs from
+/usr/sbin (a read-only overlay of the node's own) and which asks the harness's power switch, a
+thread of this process, to cut a node's power: the same SIGKILL of its PID 1 as crash().
+
 corosync and pacemakerd are started with nsenter into the node; nsenter stays their parent
 and exits with them, so every process this module starts is a child of a subprocess.Popen
 it holds: "gone" is a reaped Popen, never a guess, and nothing is ever stopped by name.
@@ -44,6 +49,7 @@ import select
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +59,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Set, TypeVar, Union
 
 import psutil
 
+from lab.cluster.fencing import AGENT, AGENT_NAME, DEVICE_ID, NODE_SOCKET_DIR, PowerSwitch
 from lab.host import children, pid_alive
 
 log = logging.getLogger(__name__)
@@ -499,6 +506,7 @@ class Cluster:
         stickiness: int = 100,
         token_ms: int = 1000,
         cluster_name: str = "cocf",
+        fencing: bool = True,
     ) -> None:
         if not 1 <= nodes <= MAX_NODES:
             raise ValueError(f"nodes must be 1..{MAX_NODES}")
@@ -509,6 +517,11 @@ class Cluster:
         self.stickiness = stickiness
         self.token_ms = token_ms
         self.cluster_name = cluster_name
+        self.fencing = fencing
+        # the power switch behind fence_cocf: fencing on, as production runs (see lab.cluster.fencing)
+        self.switch: Optional[PowerSwitch] = None
+        # a node's power: held while an init starts or is ended, by the tests or by the switch
+        self._power = threading.RLock()
         self._own_network = network is None
         self.network = network or Network()
         self._nodes = {
@@ -538,6 +551,8 @@ class Cluster:
             if self._own_network:
                 self.network.up()
             self.root.mkdir(parents=True, exist_ok=True)
+            if self.fencing:
+                self._install_switch()
             seed = self._seed_cib()
             for node in self._nodes.values():
                 self.network.add_node(node.name)
@@ -586,6 +601,24 @@ class Cluster:
         self._stop_inits([n], signal.SIGKILL)
         return time.monotonic() - start
 
+    def _fence_off(self, node: str) -> None:
+        """What the power switch does for a fence device's off: the same power cut."""
+        n = self._node(node)
+        if n.running:
+            log.warning("fencing %s: its power is cut", node)
+        self._stop_inits([n], signal.SIGKILL)
+
+    def fenced_since(self, node: str, since: float) -> Optional[float]:
+        """When (monotonic) the cluster's fence device last powered node off after since."""
+        if self.switch is None:
+            raise HarnessError("this cluster runs without fencing")
+        request = self.switch.fenced_since(node, since)
+        return None if request is None else request.at
+
+    def fence_history(self, node: str, via: Optional[str] = None) -> str:
+        """What Pacemaker's fencer says it did to node (stonith_admin --history)."""
+        return self.on(self._via(via), "stonith_admin", "--history", node, check=False).stdout
+
     def down(self, *, graceful: bool = True, keep_state: Optional[bool] = None) -> None:
         """Stop everything, delete the namespaces, and (unless kept) the state.
 
@@ -608,6 +641,9 @@ class Cluster:
                 step()
             except Exception as exc:  # carry on: the rest of the cleanup matters more
                 problems.append(f"{type(exc).__name__}: {exc}")
+        if self.switch is not None:
+            self.switch.stop()
+            self.switch = None
         for node in self._nodes:
             problems += self.network.remove(node_ns(node))
         if self._own_network:
@@ -801,8 +837,10 @@ class Cluster:
     def _seed_cib(self) -> bytes:
         """The initial CIB of every node.
 
-        Without stonith-enabled=false no resource ever starts; the default dc-deadtime
-        (20 s) would make every cluster start take more than 20 s.
+        With fencing, a fence_cocf device for every node (off for a reboot too: the switch
+        cannot power a node on); without it, stonith-enabled=false, or no resource ever
+        starts.  The default dc-deadtime (20 s) would make every cluster start take more
+        than 20 s.
         """
         cib = ET.fromstring(run(["cibadmin", "--empty"], env=NODE_ENV).stdout)
         config = cib.find("configuration")
@@ -811,7 +849,7 @@ class Cluster:
             raise HarnessError("cibadmin --empty gave no configuration/crm_config")
         props = ET.SubElement(crm_config, "cluster_property_set", id="cib-bootstrap-options")
         for name, value in (
-            ("stonith-enabled", "false"),
+            ("stonith-enabled", "true" if self.fencing else "false"),
             ("dc-deadtime", self.dc_deadtime),
             ("cluster-recheck-interval", self.recheck_interval),
         ):
@@ -824,7 +862,23 @@ class Cluster:
             name="resource-stickiness",
             value=str(self.stickiness),
         )
+        if self.fencing:
+            self._seed_fence_device(config)
         return ET.tostring(cib)
+
+    def _seed_fence_device(self, config: ET.Element) -> None:
+        resources = config.find("resources")
+        if resources is None:
+            raise HarnessError("cibadmin --empty gave no configuration/resources")
+        device = ET.SubElement(
+            resources, "primitive", {"id": DEVICE_ID, "class": "stonith", "type": AGENT_NAME}
+        )
+        attrs_id = f"{DEVICE_ID}-instance_attributes"
+        attrs = ET.SubElement(device, "instance_attributes", id=attrs_id)
+        for name, value in (("pcmk_host_list", " ".join(self._nodes)), ("pcmk_reboot_action", "off")):
+            ET.SubElement(attrs, "nvpair", id=f"{attrs_id}-{name}", name=name, value=value)
+        ops = ET.SubElement(device, "operations")
+        ET.SubElement(ops, "op", id=f"{DEVICE_ID}-monitor-interval-60s", name="monitor", interval="60s")
 
     def _corosync_conf(self) -> str:
         nodes = "".join(
@@ -865,6 +919,20 @@ class Cluster:
         lines += [f"{SVC_IP} {SVC_NS}", f"{CLIENT_IP} {CLIENT_NS}"]
         return "\n".join(lines) + "\n"
 
+    def _install_switch(self) -> None:
+        """fence_cocf where each node's fencer looks (an overlay over /usr/sbin, see _mount),
+        and the switch it talks to."""
+        sbin = self.root / "sbin"
+        sbin.mkdir(exist_ok=True)
+        shutil.copyfile(AGENT, sbin / AGENT_NAME)
+        (sbin / AGENT_NAME).chmod(0o755)
+        self.switch = PowerSwitch(
+            self.root / "power",
+            self.nodes,
+            is_on=lambda node: self._node(node).running,
+            power_off=self._fence_off,
+        ).start()
+
     def _prepare(self, n: _Node, seed_cib: bytes) -> None:
         """The node's persistent "disk": survives crashes, like a real one."""
         if n.dir.exists():
@@ -899,6 +967,10 @@ class Cluster:
             self._start_daemon(n, "pacemakerd", ["pacemakerd"], PACEMAKER_ENV)
 
     def _start_init(self, n: _Node) -> None:
+        with self._power:  # not while the power switch cuts it
+            self._start_init_unlocked(n)
+
+    def _start_init_unlocked(self, n: _Node) -> None:
         # `ip netns exec` puts us in the node's network namespace (and mounts its /sys),
         # unshare --fork makes the init PID 1 of new PID/mount/UTS/IPC namespaces.
         # (from a file rather than -c: `ps` on the node then shows a readable PID 1)
@@ -965,6 +1037,17 @@ class Cluster:
             ["mkdir", "-m", "1755", "/run/resource-agents"],  # HA_RSCTMP
             ["install", "-d", "-o", "hacluster", "-g", "haclient", "-m", "0750", "/run/crm"],
             ["ln", "-s", "/dev/shm", "/run/shm"],
+        ]
+        if self.switch is not None:
+            # the fence agent in /usr/sbin for this node alone (a read-only overlay: the host's
+            # /usr/sbin stays as it is), and the switch's socket in its /run
+            lower = f"{self.root / 'sbin'}:/usr/sbin"
+            steps += [
+                ["mount", "-t", "overlay", "cocf-sbin", "-o", f"lowerdir={lower}", "/usr/sbin"],
+                ["mkdir", "-m", "0700", NODE_SOCKET_DIR],
+                ["mount", "--bind", str(self.switch.directory), NODE_SOCKET_DIR],
+            ]
+        steps += [
             # last: the state root may itself be under /tmp
             ["mount", "--bind", str(d / "tmp"), "/tmp"],
         ]
@@ -1011,6 +1094,10 @@ class Cluster:
 
     def _stop_inits(self, nodes: List[_Node], sig: signal.Signals) -> None:
         """End the nodes' PID namespaces, and wait until every process of them is reaped."""
+        with self._power:  # the tests and the power switch may end one node at once
+            self._stop_inits_unlocked(nodes, sig)
+
+    def _stop_inits_unlocked(self, nodes: List[_Node], sig: signal.Signals) -> None:
         live = [n for n in nodes if n.running]
         for n in live:
             _signal(n.init_pid, sig)  # its parent unshare still runs, so the PID is still its

@@ -56,6 +56,11 @@ def test_node_has_private_run_tmp_and_shares_usr_and_var_tmp(cluster1: Cluster) 
     assert on("node1", "stat", "-f", "-c", "%T", "/run/resource-agents").stdout.strip() == "tmpfs"
     # the host's agents directory (where the tests install theirs)
     on("node1", "test", "-x", "/usr/lib/ocf/resource.d/heartbeat/Dummy")
+    # the lab's fence agent where the fencer looks, on the node alone: the host's /usr/sbin is
+    # untouched; the fencer has registered the device and its switch answers
+    assert not Path("/usr/sbin/fence_cocf").exists()
+    assert on("node1", "fence_cocf", "-o", "status", "-n", "node1").stdout.strip() == "Status: ON"
+    assert "fence-cocf" in on("node1", "stonith_admin", "--list-registered").stdout
     # PID 1 is the harness's init, and only the node's own processes are visible
     assert "cocf-init.py" in on("node1", "cat", "/proc/1/cmdline").stdout
     assert str(os.getpid()) not in on("node1", "ps", "-eo", "pid=").stdout.split()
@@ -199,6 +204,13 @@ def test_crash_fails_over_and_node_rejoins(cluster2: Cluster) -> None:
     _report(f"crash of {active} -> {GROUP} running on {survivor}", failover)
     _report(f"crash of {active} -> VIP answering again", time.monotonic() - start)
     assert failover < FAILOVER_BOUND
+    # fencing on: the survivor had the lost node powered off before it took the group over
+    fenced = cluster2.fenced_since(active, start)
+    history = cluster2.fence_history(active, via=survivor)
+    assert fenced is not None, history
+    assert fenced - start <= failover  # no recovery before the fencing is done
+    _report(f"crash of {active} -> fenced by {survivor}", fenced - start)
+    assert f"of {active} successful: delegate={survivor}" in history, history
     cluster2.settle(via=survivor)
 
     rejoin = cluster2.boot(active)
