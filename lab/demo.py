@@ -6,10 +6,11 @@ configures cinder-api and cinder-scheduler as clones and cinder-volume as one re
 a virtual IP with the pcs commands of `cinder-ocf cluster-config` (the OpenStack HA guide's),
 then breaks things and shows what the cluster does: cinder-api killed on one node, the VIP's
 node put in standby while a client keeps calling (cinder-volume moves too, or next), Keystone
-stopped, a cinder-volume started by hand.  All along, a cloud user creates, extends and deletes
-volumes through the VIP with python-cinderclient: after each fault the demo says what it saw,
-and the summary has a table of it per fault.  Everything is taken down at the end, also after a
-failure or Ctrl-C.
+stopped, a cinder-volume started by hand, and the power of cinder-volume's node cut, with
+fencing on as in production.  All along, a cloud user creates, extends and deletes volumes
+through the VIP with python-cinderclient: after each fault the demo says what it saw, and the
+summary has a table of it per fault and a timeline of every request (an SVG picture, its path
+printed).  Everything is taken down at the end, also after a failure or Ctrl-C.
 
 Run as root with the agents' virtualenv, from the repository root:
 /var/tmp/cinder-ocf/venv/bin/python -m lab.demo (`make demo` installs everything first).
@@ -41,11 +42,14 @@ try:
         api_url,
         stack_venv_for_nodes,
     )
+    from lab.cluster.timeline import write as write_timeline
     from lab.cluster.workload import ClientView
 except ImportError as missing:  # not the agents' venv
     sys.exit(f"{missing}: run lab.demo with the agents' venv (make demo)")
 
 STARTED = time.monotonic()
+# Beside the agents' venv, where make demo keeps its things; kept after the run, to be looked at.
+TIMELINE = Path("/var/tmp/cinder-ocf/demo-timeline.svg")
 
 
 def say(line: str = "") -> None:
@@ -184,6 +188,23 @@ def keystone_outage(deployment: Deployment) -> OutageResult:
     return result
 
 
+def power_cut(deployment: Deployment) -> VolumeMove:
+    node = deployment.volume_node()
+    step(8, f"The power of {node} cut, fencing on")
+    say(
+        f"{node}'s PID 1 gets SIGKILL: every process there dies at once, as in a power failure. "
+        "Fencing is on, as cinder-volume active/passive needs it in production: before the survivor "
+        "starts cinder-volume, its fencer has the node confirmed off by the fence device (the lab's "
+        "fence_cocf, a power switch of the namespace nodes)."
+    )
+    since = time.monotonic()
+    move = deployment.crash_volume_node()
+    user_saw(deployment, f"power cut of {node}", since)
+    say("$ crm_mon -1")
+    show(deployment.crm_mon())
+    return move
+
+
 def stray(deployment: Deployment) -> StrayResult:
     other = deployment.other_node(deployment.volume_node())
     step(7, f"A cinder-volume started by hand on {other}, outside Pacemaker")
@@ -207,9 +228,10 @@ def summary(
     moves: Tuple[StandbyResult, VolumeMove],
     o: OutageResult,
     c: StrayResult,
+    p: VolumeMove,
 ) -> None:
     s, v = moves
-    step(8, "Summary")
+    step(9, "Summary")
     timings = deployment.timings.entries
     rows = [
         ("cluster formed (2 nodes online, a DC)", timings["cluster_up_s"].seconds),
@@ -227,6 +249,9 @@ def summary(
         ("Keystone back -> every monitor has a token again", o.token_renewed_s),
         (f"cinder-volume by hand on {c.node} -> the monitor reports a second server", c.seen_s),
         ("  -> one cinder-volume left, the resource's", c.settled_s),
+        (f"power cut of {p.from_node} -> fenced (its power confirmed off)", p.fenced_s or 0.0),
+        (f"  -> cinder-volume Started on {p.to_node}", p.moved_s),
+        ("  -> its os-services rows up, reported from the survivor", p.up_s),
     ]
     width = max(len(what) for what, _ in rows)
     print(f"    {'event':<{width}}  seconds")
@@ -235,7 +260,17 @@ def summary(
         print(f"    {what:<{width}}  {seconds:7.2f}")
     print(f"    ({s.gap.failed} of the client's requests failed during the standby move)")
     user_table()
+    timeline(deployment)
     deployment.stop_client()
+
+
+def timeline(deployment: Deployment) -> None:
+    """Every request of the cloud user's, with the faults as bands: a picture to look at."""
+    if deployment.client is None:
+        return
+    faults = [(fault, *view.window) for fault, view in USER_SAW]
+    path = write_timeline(TIMELINE, deployment.client.snapshot(), faults)
+    print(f"\n    A timeline of the cloud user's requests (green ok, red failed; a band per fault): {path}")
 
 
 def main() -> int:
@@ -264,7 +299,7 @@ def main() -> int:
         show_cluster(deployment)
         deployment.start_client()
         results = kill(deployment), standby(deployment), keystone_outage(deployment), stray(deployment)
-        summary(deployment, *results)
+        summary(deployment, *results, power_cut(deployment))
     except KeyboardInterrupt:
         failed = True
         say("Interrupted.")
@@ -272,7 +307,7 @@ def main() -> int:
         failed = True
         say(f"FAILED: {type(err).__name__}: {err}")
     finally:
-        step(9, "Teardown")
+        step(10, "Teardown")
         signal.signal(signal.SIGINT, lambda *_: say("Teardown in progress: please wait."))
         try:
             deployment.down()

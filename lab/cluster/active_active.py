@@ -204,6 +204,7 @@ class MemberCrash:
     operation_before: str  # the survivor's last start/stop of cinder-volume
     operation_after: str
     offline_s: float  # crash -> Pacemaker sees the node offline
+    fenced_s: float  # crash -> the survivor had the node powered off (fencing done)
     counted_down_s: float  # crash -> cinder-api counts one member of each cluster down
     member_lost: Dict[Tuple[str, str], str]  # the survivor's degraded monitors meanwhile
 
@@ -221,6 +222,7 @@ def crash_member(dep: Deployment) -> MemberCrash:
     dep.c.crash(node)
     wait_for(lambda: node not in dep.c.online_nodes(via=survivor), 60, f"{node} offline")
     offline = dep.timings.record("aa_crash_offline_s", time.monotonic() - t0, f"crash -> {node} offline")
+    fenced = dep.wait_fenced(node, t0, "aa_crash_fenced_s", via=survivor)
 
     def counted_down() -> bool:
         try:
@@ -244,7 +246,7 @@ def crash_member(dep: Deployment) -> MemberCrash:
     leader_after, operation_after = volume_leaders(dep)[survivor], dep.last_operations()[key]
     dep.forget_degraded()
     return MemberCrash(node, survivor, leader_before, leader_after, operation_before, operation_after,
-                       offline, down, dict(lost))  # fmt: skip
+                       offline, fenced, down, dict(lost))  # fmt: skip
 
 
 def force_delete(dep: Deployment, volumes: List[str], timeout: float = 60.0) -> Dict[str, str]:

@@ -45,6 +45,7 @@ import psutil
 from cinder_ocf.clusterconfig import (
     ACTIVE_ACTIVE,
     ACTIVE_PASSIVE,
+    INDEPENDENT,
     VIP_ID,
     ClusterPlan,
     crm_configuration,
@@ -381,6 +382,7 @@ class VolumeMove:
     up_s: float  # the event -> every backend's os-services row up, updated from to_node
     services: Dict[str, str]  # os-services host -> state, afterwards
     vip_gap: Optional[Gap] = None  # what a client of the VIP saw meanwhile
+    fenced_s: Optional[float] = None  # a crash -> the lost node fenced (its power off, confirmed)
 
 
 @dataclass
@@ -455,6 +457,9 @@ class Deployment:
         self._created_provider_dir = False
         self._stack_future: Optional[Future[None]] = None
         self._stack_started = 0.0
+        self.broker_stops: List[float] = []  # time.monotonic() of each RabbitMQ stop
+        # ("<resource> on <node>", the CIB's last-rc-change) -> the start's seconds, as seen
+        self._starts: Dict[Tuple[str, int], float] = {}
         self.client: Optional[Workload] = None  # the cloud user, while it runs
         self.finished_client: Optional[Workload] = None  # and once it stopped
 
@@ -634,7 +639,7 @@ class Deployment:
             self._created_provider_dir = False
         return problems
 
-    def plan(self) -> ClusterPlan:
+    def plan(self, constraints: str = INDEPENDENT) -> ClusterPlan:
         """The configuration applied: what `cinder-ocf cluster-config` prints for it."""
         assert self.stack is not None
         return ClusterPlan(
@@ -647,6 +652,7 @@ class Deployment:
             params={s.agent: s.resource_params(self.stack) for s in self.services},
             deep_monitor_interval_s=self.deep_monitor_interval_s,
             volume_mode=self.volume_mode,
+            constraints=constraints,
         )
 
     def _configure(self) -> None:
@@ -676,6 +682,8 @@ class Deployment:
         return self.cluster
 
     def pcs(self, *argv: str, via: Optional[str] = None) -> str:
+        if argv[:2] == ("resource", "cleanup"):
+            self._remember_starts()  # the cleanup erases them, and the window's floor needs them
         node = via or self.c.running_nodes[0]
         return self.c.on(node, "pcs", *argv, timeout=120).stdout
 
@@ -697,6 +705,22 @@ class Deployment:
         self.c.settle(timeout)
         return time.monotonic() - start
 
+    def primitive_id(self, svc: ServiceResource) -> str:
+        """The primitive's id (fail counts, operations), as this deployment named it."""
+        return f"p_{svc.agent}" if self.tool == "crm" else svc.agent
+
+    def use_constraints(self, form: str) -> None:
+        """Replace the constraints by those `cinder-ocf cluster-config --constraints form`
+        prints (the same ids: orders replaced, colocations added), as an operator would with
+        `crm configure load update`; the services keep running."""
+        if self.tool != "crm":
+            raise HarnessError("use_constraints loads crm's form: deploy with tool='crm'")
+        lines = crm_configuration(self.plan(form)).splitlines()
+        text = "\n".join(line for line in lines if line.startswith(("order ", "colocation "))) + "\n"
+        self.say("$ crm configure load update -   <<\n" + text)
+        self.c.on(self.c.running_nodes[0], "crm", "configure", "load", "update", "-", input=text, timeout=120)
+        self.c.settle()
+
     def resource_id(self, svc: Optional[ServiceResource]) -> str:
         """The id crm_mon shows for a service (None: the VIP), as this deployment named it."""
         if self.tool == "crm":
@@ -710,6 +734,20 @@ class Deployment:
     def other_node(self, node: str) -> str:
         (other,) = [n for n in self.c.nodes if n != node]
         return other
+
+    def wait_fenced(self, node: str, since: float, key: str, via: str) -> float:
+        """Seconds from since (a power cut) until the survivor's fencer had node powered off
+        (the power switch's record), once Pacemaker's fence history says it succeeded."""
+        at = wait_for(lambda: self.c.fenced_since(node, since), 60, f"{node} fenced")
+
+        def confirmed() -> Optional[str]:
+            history = self.c.fence_history(node, via=via)
+            return history if "successful" in history else None
+
+        history = wait_for(confirmed, 30, f"the fencing of {node} in the history of {via}")
+        fenced = self.timings.record(key, at - since, f"crash -> {node} fenced by {via}")
+        self.say(f"+{fenced:.1f} s: {history.splitlines()[0]}")
+        return fenced
 
     def fail_counts(self) -> Dict[Tuple[str, str], int]:
         return {(s.agent, n): self.c.fail_count(s.agent, n) for s in self.services for n in self.c.nodes}
@@ -733,6 +771,30 @@ class Deployment:
                         found[key] = f"{op.get('operation')} call {op.get('call-id')} rc {op.get('rc-code')}"
         return found
 
+    def starts_since(self, wall: float) -> Dict[str, float]:
+        """ "<resource> on <node>" -> seconds the start took (the longest, if it started more
+        than once), for each start Pacemaker ran since wall (time.time())."""
+        self._remember_starts()
+        found: Dict[str, float] = {}
+        for (what, changed), seconds in self._starts.items():
+            if changed >= int(wall):  # whole seconds, as the CIB keeps them
+                found[what] = max(seconds, found.get(what, 0.0))
+        return found
+
+    def _remember_starts(self) -> None:
+        """Keep the starts the CIB records as a resource's last operation on a node: a
+        cleanup, a later stop or a node lost erases them."""
+        xml = self.c.on(self.c.running_nodes[0], "cibadmin", "--query", "--scope", "status").stdout
+        for node_state in ET.fromstring(xml).iter("node_state"):
+            for rsc in node_state.iter("lrm_resource"):
+                for op in rsc.iter("lrm_rsc_op"):
+                    if op.get("id", "").endswith("_last_0") and op.get("operation") == "start":
+                        key = (
+                            f"{rsc.get('id')} on {node_state.get('uname')}",
+                            int(op.get("last-rc-change", "0")),
+                        )
+                        self._starts[key] = int(op.get("exec-time", "0")) / 1000
+
     def recurring_monitors(self, interval_s: int) -> Dict[Tuple[str, str], Tuple[int, str]]:
         """(primitive, node) -> (rc, exit reason) of the last run of its monitor every
         interval_s, as the CIB's status records it.  Not the
@@ -748,9 +810,11 @@ class Deployment:
         return found
 
     def pid_file(self, node: str, agent: str = API.agent) -> str:
-        """The pid file the agent wrote on node: <instance>.pid, cinder-api or cinder-api:N."""
+        """The pid file the agent wrote on node: <instance>.pid, cinder-api or cinder-api:N
+        (p_cinder-api... in crm's form)."""
         names = self.c.on(node, "ls", HA_RSCTMP).stdout.split()
-        pattern = re.compile(rf"{re.escape(agent)}(:\d+)?\.pid")
+        instance = f"p_{agent}" if self.tool == "crm" else agent  # the primitive's id names it
+        pattern = re.compile(rf"{re.escape(instance)}(:\d+)?\.pid")
         found = [n for n in names if pattern.fullmatch(n)]
         if len(found) != 1:
             raise HarnessError(f"pid files of {agent} on {node}: {found} (in {names})")
@@ -796,6 +860,7 @@ class Deployment:
     def kill_and_recover(self, node: str, agent: str = API.agent) -> KillResult:
         """SIGKILL of the daemon's processes on node; the monitor notices, Pacemaker restarts it."""
         svc = next(s for s in self.services if s.agent == agent)
+        primitive = self.primitive_id(svc)
         url = api_url(node_ip(node))
         with Poller(url) as direct, Poller(api_url(VIP)) as through_vip:
             direct.wait_answers(0, count=3)
@@ -805,7 +870,9 @@ class Deployment:
             self.say(f"kill -9 {' '.join(map(str, pids))}: every {agent} process on {node} dies at once.")
             t0 = time.monotonic()
             self.c.on(node, "kill", "-9", *map(str, pids))
-            wait_for(lambda: self.c.fail_count(agent, node) >= 1, 60, f"{agent}'s failure on {node} recorded")
+            wait_for(
+                lambda: self.c.fail_count(primitive, node) >= 1, 60, f"{agent}'s failure on {node} recorded"
+            )
             detected = self.timings.record(
                 "kill_detected_s", time.monotonic() - t0, f"SIGKILL -> monitor reports {agent} failed"
             )
@@ -816,12 +883,12 @@ class Deployment:
                 "kill_recovered_s", answer.done - t0, f"SIGKILL -> {agent} answers again on that node"
             )
             self.say(f"+{recovered:.1f} s: Pacemaker restarted it on {node}; {url} answers {answer.result}.")
-            self.c.wait_resource(svc.id, self.c.nodes if svc.clone else None, timeout=120)
+            self.c.wait_resource(self.resource_id(svc), self.c.nodes if svc.clone else None, timeout=120)
             running = time.monotonic() - t0
             through_vip.wait_answers(time.monotonic(), count=3)
             vip_gap = through_vip.longest_gap(t0, time.monotonic())
         self.c.settle()
-        fail_count = self.c.fail_count(agent, node)
+        fail_count = self.c.fail_count(primitive, node)
         neighbours_after = self.neighbour_pids(agent)
         restarted = sorted(k for k, v in neighbours_before.items() if neighbours_after.get(k) != v)
         self.say(
@@ -846,7 +913,7 @@ class Deployment:
             f"{svc.agent}@{node}": self.daemon_pids(node, svc.agent)
             for svc in self.services
             if svc.agent != agent
-            for node in self.c.resource_nodes(svc.id)
+            for node in self.c.resource_nodes(self.resource_id(svc))
         }
 
     def cleanup(self, agent: str = API.agent) -> None:
@@ -1133,6 +1200,7 @@ class Deployment:
             self.say(f"Power cut of {source}: its PID 1 gets SIGKILL, and with it every process there.")
             t0, wall = time.monotonic(), time.time()  # the old instance dies with its node
             self.c.crash(source)
+            fenced = self.wait_fenced(source, t0, "volume_crash_fenced_s", via=target)
             self.c.wait_resource(VOLUME.id, [target], timeout=180, via=target)
             moved = self.timings.record(
                 "volume_crash_moved_s", time.monotonic() - t0, f"crash -> cinder-volume Started on {target}"
@@ -1152,7 +1220,7 @@ class Deployment:
             f"+{moved:.1f} s: cinder-volume runs on {target}; +{up:.1f} s: os-services {services}; "
             f"the VIP answered no request for at most {gap.seconds:.2f} s."
         )
-        return VolumeMove(source, target, moved, up, services, gap)
+        return VolumeMove(source, target, moved, up, services, gap, fenced)
 
     def volume_servers(self) -> List[int]:
         """Leaders of the cinder-volume trees running with the deployment's cinder.conf (or a
@@ -1303,6 +1371,7 @@ class Deployment:
         ops_before = self.last_operations()
         log_offsets = {n: _size(self.agent_log(n)) for n in self.c.running_nodes}
         self.say("Stopping RabbitMQ.")
+        self.broker_stops.append(time.monotonic())
         self.stack.stop_rabbitmq()
         t0 = time.monotonic()
         api_status = {n: client_get(api_url(node_ip(n))) for n in self.c.running_nodes}

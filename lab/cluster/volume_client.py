@@ -16,7 +16,8 @@ stdout, in the order they complete::
 
 result is "ok", "http:<status>" (cinder-api's or Keystone's answer) or the exception's class
 name (ConnectFailure, ConnectTimeout, ...); a wait that ended with the volume in another
-state adds {"kind": "state", ...} with result "error", "timeout:<status>".  Times are
+state adds {"kind": "state", ...} with result "error", "timeout:<status>", sent when the
+wait began (the fault that left it came after that).  Times are
 CLOCK_MONOTONIC, which the whole machine shares.  It stops after --duration seconds or
 --cycles cycles, or when stdin closes or SIGTERM arrives; then it deletes what it made, and
 writes one {"kind": "final", "volume": id, "result": <last status, or "deleted">} per volume.
@@ -94,7 +95,8 @@ class User:
     def wait(self, volume: str, wanted: str, within: float, stop: threading.Event) -> bool:
         """Show the volume until its status is wanted ("gone": not found); False, with a state
         record, when it ended otherwise (error, or still transitional at `within`)."""
-        give_up = time.monotonic() + within
+        began = time.monotonic()
+        give_up = began + within
         status = "unknown"
         while time.monotonic() < give_up:
             sent = time.monotonic()
@@ -115,7 +117,7 @@ class User:
             if stop.is_set() and wanted != "gone":
                 return False  # stopping: the clean-up settles what is left
             time.sleep(POLL_S)
-        emit("state", time.monotonic(), status if status.startswith("error") else f"timeout:{status}", volume)
+        emit("state", began, status if status.startswith("error") else f"timeout:{status}", volume)
         return False
 
     def cycle(self, n: int, stop: threading.Event, within: float) -> None:
@@ -148,8 +150,9 @@ class User:
             settling = status != "available" and not status.startswith("error")
             if settling and give_up > time.monotonic():
                 self.wait(volume, "available", give_up - time.monotonic(), never)
-            if self.call("delete", volume, lambda v=volume: self.cinder.volumes.delete(v)):
-                self.wait(volume, "gone", budget(), never)
+            # whatever the delete answered: a 404 says a worker's delete had already done it
+            self.call("delete", volume, lambda v=volume: self.cinder.volumes.delete(v))
+            self.wait(volume, "gone", budget(), never)
         for volume, status in sorted(self.made.items()):
             emit("final", time.monotonic(), status, volume)
 

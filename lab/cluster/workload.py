@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from lab.cluster.harness import CLIENT_NS, HarnessError, wait_for
 from lab.cluster.recorder import Recorder
@@ -45,11 +45,56 @@ class ClientView:
     """What the user saw between start and end."""
 
     seconds: float
+    window: Tuple[float, float] = (0.0, 0.0)  # time.monotonic() at its start and end
     tried: Dict[str, int] = field(default_factory=dict)
     failed: Dict[str, int] = field(default_factory=dict)
     longest_without: Dict[str, float] = field(default_factory=dict)  # kind -> s without a success
     causes: Dict[str, int] = field(default_factory=dict)  # failure result -> count
     unsettled: List[str] = field(default_factory=list)  # "<volume> <status>": error or stuck
+    # What the cluster did meanwhile, for the floor and the explanations (see note_cluster)
+    starts: Dict[str, float] = field(default_factory=dict)  # "<resource> on <node>" -> start's s
+    monitor_interval_s: Optional[float] = None
+    broker_stopped: bool = False  # the scenario stopped the message broker in the window
+
+    def note_cluster(self, starts: Dict[str, float], monitor_interval_s: float, broker_stopped: bool) -> None:
+        self.starts = dict(starts)
+        self.monitor_interval_s = monitor_interval_s
+        self.broker_stopped = broker_stopped
+
+    def recount_unsettled(self, requests: Sequence[Request]) -> None:
+        """Count again the waits begun in the window, now that the late ones gave up too."""
+        self.unsettled = unsettled(requests, *self.window)
+
+    @property
+    def floor_s(self) -> Optional[float]:
+        """The shortest window Pacemaker allows for this fault: one monitor interval to see
+        it, plus the longest start it then ran (starts run side by side).  None when Pacemaker
+        started nothing: the window is then the outage's own, not a recovery's."""
+        if not self.starts or self.monitor_interval_s is None:
+            return None
+        return self.monitor_interval_s + max(self.starts.values())
+
+    def unexplained(self, volume_resource: str) -> List[str]:
+        """The unsettled volumes that cinder's own design does not account for (README, *What
+        a cloud user sees through a failover*), given what happened in the window:
+
+        * error, or stuck in creating or deleting: only where cinder-volume started in the
+          window (its start-up cleanup sets its host's creating volumes to error; a request
+          dies with the process that had taken it off the queue);
+        * stuck in extending: also where the broker was stopped (the cast lost with the
+          queues that are not durable).
+        """
+        # "<primitive>[:<instance>] on <node>"
+        volume_started = any(key.split(" on ")[0].split(":")[0] == volume_resource for key in self.starts)
+        left = []
+        for entry in self.unsettled:
+            status = entry.partition(" ")[2]
+            if status in ("error", "timeout:creating", "timeout:deleting") and volume_started:
+                continue
+            if status == "timeout:extending" and (volume_started or self.broker_stopped):
+                continue
+            left.append(entry)
+        return left
 
     def line(self) -> str:
         kinds = "; ".join(
@@ -59,7 +104,8 @@ class ClientView:
         )
         causes = ", ".join(f"{c} x{n}" for c, n in sorted(self.causes.items())) or "none"
         unsettled = ", ".join(self.unsettled) or "none"
-        return f"{self.seconds:.0f} s: {kinds}; failures: {causes}; volumes unsettled: {unsettled}"
+        floor = "" if self.floor_s is None else f"; Pacemaker's floor {self.floor_s:.1f} s"
+        return f"{self.seconds:.0f} s: {kinds}; failures: {causes}; volumes unsettled: {unsettled}{floor}"
 
     def as_json(self) -> Dict[str, object]:
         return {
@@ -69,6 +115,8 @@ class ClientView:
             "longest_without_s": {k: round(v, 1) for k, v in self.longest_without.items()},
             "causes": self.causes,
             "unsettled": self.unsettled,
+            "pacemaker_starts_s": self.starts,
+            "floor_s": None if self.floor_s is None else round(self.floor_s, 1),
         }
 
 
@@ -82,7 +130,7 @@ def view(requests: Sequence[Request], start: float, end: float) -> ClientView:
     """What the requests done within [start, end] showed the user."""
     window = [r for r in requests if start <= r.done <= end]
     asked = [r for r in window if r.kind in KINDS]
-    seen = ClientView(end - start)
+    seen = ClientView(end - start, (start, end))
     seen.tried = dict(Counter(r.kind for r in asked))
     seen.failed = dict(Counter(r.kind for r in asked if not r.ok))
     seen.causes = dict(Counter(r.result for r in asked if not r.ok))
@@ -90,8 +138,14 @@ def view(requests: Sequence[Request], start: float, end: float) -> ClientView:
         seen.longest_without[kind] = longest_without(
             [r.done for r in asked if r.kind == kind and r.ok], start, end
         )
-    seen.unsettled = [f"{r.volume} {r.result}" for r in window if r.kind == "state"]
+    seen.unsettled = unsettled(requests, start, end)
     return seen
+
+
+def unsettled(requests: Sequence[Request], start: float, end: float) -> List[str]:
+    """ "<volume> <status>" of the waits begun within [start, end] that ended in error or
+    unsettled, also those that gave up after end (call again once the client stopped)."""
+    return [f"{r.volume} {r.result}" for r in requests if r.kind == "state" and start <= r.sent <= end]
 
 
 def parse(line: str) -> Optional[Request]:

@@ -36,7 +36,7 @@ from lab.cluster.harness import (
     netns_list,
     run,
 )
-from lab.cluster.scenario import Deployment, stack_venv_for_nodes
+from lab.cluster.scenario import MONITOR_INTERVAL_S, Deployment, stack_venv_for_nodes
 from lab.cluster.workload import ClientView, Managed
 from lab.stack.install import ensure_debian_packages
 
@@ -242,12 +242,19 @@ def watched_by_the_user(
     """One scenario's window of the cloud user's requests, printed and kept in views; and a
     volume of the user's made before it, extended and deleted after it, kept in managed
     (issue 13, pt 2)."""
+    if deployment.cluster is not None:
+        # from a quiet cluster: what the last scenario set going is not this one's recovery
+        deployment.cluster.settle()
     held = deployment.hold_volume() if deployment.cluster is not None else None
-    start = time.monotonic()
+    start, wall = time.monotonic(), time.time()
     yield
     client = deployment.client or deployment.finished_client
     if client is not None:
-        view = views[name] = client.view(start, time.monotonic())
+        end = time.monotonic()
+        view = views[name] = client.view(start, end)
+        if deployment.cluster is not None and deployment.cluster.running_nodes:
+            stopped = any(start <= t <= end for t in deployment.broker_stops)
+            view.note_cluster(deployment.starts_since(wall), MONITOR_INTERVAL_S, stopped)
         print(f"\n[client] {name}: {view.line()}")
     if held is not None and deployment.cluster is not None:
         managed[name] = deployment.manage_held(held)

@@ -98,7 +98,7 @@ def test_a_node_lost_leaves_the_survivor_serving_untouched(deployment: Deploymen
     crash = active_active.crash_member(deployment)
     print(
         f"\n[timing] power cut of {crash.node} -> offline {crash.offline_s:.1f}s, "
-        f"counted down by cinder-api {crash.counted_down_s:.1f}s"
+        f"fenced {crash.fenced_s:.1f}s, counted down by cinder-api {crash.counted_down_s:.1f}s"
     )
     assert crash.leader_after == crash.leader_before, "the survivor's cinder-volume was restarted"
     assert crash.operation_after == crash.operation_before, "Pacemaker acted on the survivor's cinder-volume"
