@@ -17,8 +17,9 @@ and measures:
 * Keystone token requests, counted in Keystone's own access log;
 * start overhead (the service healthy -> start returns) and stop overhead (the process tree
   gone -> stop returns);
-* the cluster figures tests/cluster wrote to benchmarks/cluster-results.json and (active/active)
-  cluster-aa-results.json, if any.
+* the cluster figures tests/cluster wrote to benchmarks/cluster-results.json, (active/active)
+  cluster-aa-results.json and (both forms of the constraints) cluster-constraints-results.json,
+  if any.
 
 measure() returns the figures; benchmarks.report writes them.  Needs root (services run as
 `cinder`).  Everything it starts is stopped by PID, on failure and on Ctrl-C too.
@@ -89,6 +90,9 @@ GUARDED = ("cinder-volume", "cinder-backup")  # held to one server per service h
 # backend, each holding a TCP connection to the broker, no database.
 FAKE_DAEMON = HERE.parent / "tests" / "fakes" / "fake_cinder_rpc.py"
 IMPORT_RUNS = 5
+# What every monitor imports of the stdlib and the declared dependencies, whatever it checks:
+# the checks' HTTP, the daemon's identity and tree, the cached facts and tokens, ocf_log, exit codes.
+MONITOR_LIBRARIES = ("http.client", "psutil", "json", "logging", "enum")
 # Modules whose import cost results.md reports (python -X importtime, cumulative).
 IMPORTS = ("psutil", "logging", "http.client", "ssl", "json", "enum", "keystoneauth1", "oslo_config",
            "dataclasses", "inspect", "typing", "traceback", "socket", "datetime", "urllib.parse",
@@ -636,7 +640,12 @@ class Bench:
             {**resource.params, "config": str(self.noauth_conf), "pid": str(resource.pid_file())},
         )
         shell_argv, shell_env = self.shell(resource)
-        floor_argv = [sys.executable, "-c", "pass"]
+        # What any monitor on this interpreter and the declared libraries costs before it
+        # does anything: the interpreter alone, then with the imports every monitor needs.
+        floor_argvs = {
+            "interpreter_floor": [sys.executable, "-c", "pass"],
+            "libraries_floor": [sys.executable, "-c", f"import {', '.join(MONITOR_LIBRARIES)}"],
+        }
         out: Dict[str, Any] = {}
         for path in paths:
             label = PATHS[path]
@@ -651,7 +660,7 @@ class Bench:
             ours_rss: List[float] = []
             theirs_rss: List[float] = []
             partners: List[Run] = []
-            floors: List[Run] = []
+            floors: Dict[str, List[Run]] = {name: [] for name in floor_argvs}
             with self.server_meters() as (keystone, api):
                 for _ in range(self.runs):
                     if path == "fetch":
@@ -663,7 +672,10 @@ class Bench:
                     if path == "cached" and partner is not None:
                         partners.append(self._check(measured(partner, "monitor"), partner, path))
                     if path == "cached" and servers:
-                        floors.append(run_measured(floor_argv, {"PATH": "/usr/bin:/bin"}, MONITOR_TIMEOUT_S))
+                        for name, argv in floor_argvs.items():
+                            floors[name].append(
+                                run_measured(argv, {"PATH": "/usr/bin:/bin"}, MONITOR_TIMEOUT_S)
+                            )
                     if path == "fetch":
                         token_file.unlink(missing_ok=True)
                     argv, env = target.argv("monitor"), _environment(target, "monitor", MONITOR_TIMEOUT_S)
@@ -704,12 +716,13 @@ class Bench:
                     "ratio_wall": round(wall["median"] / partner_wall["median"], 2),
                     "ratio_cpu": round(cpu["median"] / partner_cpu["median"], 2),
                 }
-            if floors:
-                row["interpreter_floor"] = {
-                    "argv": f"{sys.executable} -c pass",
-                    "wall_ms": summary([r.wall for r in floors], 1000),
-                    "cpu_ms": summary([r.cpu for r in floors], 1000),
-                }
+            for name, runs in floors.items():
+                if runs:
+                    row[name] = {
+                        "argv": " ".join(floor_argvs[name]),
+                        "wall_ms": summary([r.wall for r in runs], 1000),
+                        "cpu_ms": summary([r.cpu for r in runs], 1000),
+                    }
             if servers:
                 # Every run of ours in the batch, the RSS runs too; the 2013 pid-only monitor
                 # and the bare interpreter ask no server anything.
@@ -1279,7 +1292,11 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
         "duration_s": round(time.monotonic() - began, 1),
         **bench.results,
     }
-    for key, name in (("cluster", "cluster-results.json"), ("cluster_aa", "cluster-aa-results.json")):
+    for key, name in (
+        ("cluster", "cluster-results.json"),
+        ("cluster_aa", "cluster-aa-results.json"),
+        ("cluster_constraints", "cluster-constraints-results.json"),
+    ):
         written = HERE / name
         if written.exists():
             results[key] = json.loads(written.read_text())

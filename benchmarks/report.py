@@ -106,6 +106,15 @@ def backend_slopes(
     return out
 
 
+def _libraries_share(api: Dict[str, Any], figure: str) -> str:
+    """What the interpreter and the declared libraries alone take of the same yardstick."""
+    floor = api.get("libraries_floor")
+    if not floor:
+        return ""
+    ratio = floor[figure]["median"] / api[f"shell_{figure}"]["median"]
+    return f" (the interpreter and the libraries alone: {floor[figure]['median']} ms, x{ratio:.2f})"
+
+
 def targets(results: Dict[str, Any]) -> List[Tuple[str, bool, str]]:
     """Issue 10, point 8's targets, then the token and start/stop ones: (target, met, measured)."""
     monitor = results["monitor"]
@@ -118,7 +127,7 @@ def targets(results: Dict[str, Any]) -> List[Tuple[str, bool, str]]:
                 f"cinder-api cached-token monitor: wall <= {WALL_X_PID_ONLY}x the 2013 pid-only "
                 "monitor (paired)",
                 ratio <= WALL_X_PID_ONLY,
-                f"{api['wall_ms']['median']} ms vs {shell} ms: x{ratio}",
+                f"{api['wall_ms']['median']} ms vs {shell} ms: x{ratio}" + _libraries_share(api, "wall_ms"),
             )
         )
         cpu_ratio = api["cpu_ratio_to_shell"]
@@ -127,7 +136,8 @@ def targets(results: Dict[str, Any]) -> List[Tuple[str, bool, str]]:
                 f"cinder-api cached-token monitor: CPU <= {CPU_X_PID_ONLY}x the 2013 pid-only "
                 "monitor (paired)",
                 cpu_ratio <= CPU_X_PID_ONLY,
-                f"{api['cpu_ms']['median']} ms vs {api['shell_cpu_ms']['median']} ms: x{cpu_ratio}",
+                f"{api['cpu_ms']['median']} ms vs {api['shell_cpu_ms']['median']} ms: x{cpu_ratio}"
+                + _libraries_share(api, "cpu_ms"),
             )
         )
     yard = results.get("yardstick")
@@ -326,6 +336,15 @@ def point8_tables(results: Dict[str, Any]) -> List[str]:
         out.append(
             f"| the interpreter alone (`python -c pass`, the agents' venv), run alternately | "
             f"{_med(floor['wall_ms'])} | {_med(floor['cpu_ms'])} | - | - | - | - |"
+        )
+    if cached and "libraries_floor" in cached:
+        floor, pid_only = cached["libraries_floor"], cached["shell_wall_ms"]["median"]
+        out.append(
+            f"| the interpreter and the libraries every monitor imports, nothing else "
+            f"(`{floor['argv'].split(' -c ', 1)[-1]}`), run alternately | "
+            f"{_med(floor['wall_ms'])} (x{floor['wall_ms']['median'] / pid_only:.2f}) | "
+            f"{_med(floor['cpu_ms'])} (x{floor['cpu_ms']['median'] / cached['shell_cpu_ms']['median']:.2f}) "
+            "| - | - | - | - |"
         )
     backends = backend_rows(results)
     failed = [row for row in results.get("backends", {}).values() if "error" in row]
@@ -549,6 +568,84 @@ def _window(views: Dict[str, Any], test: str) -> str:
     return f"{view['longest_without_s']['create']} ({failed} of {tried} creates failed)"
 
 
+def floor_lines(results: Dict[str, Any]) -> List[str]:
+    """Issue 13, pt 3: per cluster scenario, the cloud user's longest time without a
+    successful create beside the floor Pacemaker allows (one monitor interval to see the
+    fault, plus the longest start it then ran), so the distance shows."""
+    out = [
+        "## The cloud user's window per fault, beside Pacemaker's floor",
+        "",
+        "Seconds without a successful volume create in each cluster scenario, and the floor: one "
+        "monitor interval plus the longest start Pacemaker ran in it (the CIB's exec-time); "
+        "- where Pacemaker started nothing (the window is then the outage's, not a recovery's).",
+        "",
+    ]
+    rows = []
+    for mode, key in (("active/passive", "cluster"), ("active/active", "cluster_aa")):
+        for test, view in ((results.get(key) or {}).get("client") or {}).items():
+            floor = view.get("floor_s")
+            window = (view.get("longest_without_s") or {}).get("create")
+            if window is None:
+                continue
+            distance = "-" if floor is None else f"{window - floor:+.1f}"
+            starts = ", ".join(
+                f"{what} {s:g} s" for what, s in (view.get("pacemaker_starts_s") or {}).items()
+            )
+            rows.append(
+                f"| {mode} | {test.removeprefix('test_').replace('_', ' ')} | {window} | "
+                f"{'-' if floor is None else floor} | {distance} | {starts or '-'} |"
+            )
+    if not rows:
+        return [*out, "No cluster figures: run the cluster tests to get them."]
+    head = "| mode | scenario | s without a create | floor s | distance s | Pacemaker's starts in it |"
+    return [*out, head, "|---|---|---|---|---|---|", *rows]
+
+
+# The two scenarios of tests/cluster/test_crm_form.py: (form, its test, its key in "restarted").
+CONSTRAINT_FORMS = (
+    ("cluster-config's default (Optional orders, no colocation between the services)",
+     "test_under_the_default_constraints_a_killed_api_restarts_alone", "cluster-config's default"),
+    ("the HA guide's (`--constraints guide`: Mandatory orders, colocations)",
+     "test_under_the_guide_s_constraints_a_killed_api_restarts_the_chain", "the guide's"),
+)  # fmt: skip
+
+
+def constraints_lines(results: Dict[str, Any]) -> List[str]:
+    """Issue 13, pt 4: the same SIGKILL of cinder-api on a one-node cluster under both forms
+    of the constraints, as the cloud user saw it."""
+    out = [
+        "## A SIGKILLed cinder-api under both forms of the constraints",
+        "",
+        "One node, the same client through the VIP (tests/cluster/test_crm_form.py): what the user "
+        "saw while cinder-api was SIGKILLed and recovered, and what Pacemaker restarted with it.",
+        "",
+    ]
+    found = results.get("cluster_constraints") or {}
+    views, restarted = found.get("client") or {}, found.get("restarted") or {}
+    if not views:
+        return [*out, "No figures: run tests/cluster/test_crm_form.py to get them."]
+    rows = []
+    for form, test, key in CONSTRAINT_FORMS:
+        view = views.get(test)
+        if not view:
+            rows.append(f"| {form} | - | - | - | - |")
+            continue
+        failed, tried = (
+            (view.get("failed") or {}).get("create", 0),
+            (view.get("tried") or {}).get("create", 0),
+        )
+        rows.append(
+            f"| {form} | {', '.join(restarted.get(key) or []) or 'nothing'} | "
+            f"{view['longest_without_s']['create']} | {failed} of {tried} | "
+            f"{', '.join(view.get('unsettled') or []) or 'none'} |"
+        )
+    head = (
+        "| constraints | restarted with cinder-api | s without a create | creates failed "
+        "| volumes in error or stuck |"
+    )
+    return [*out, head, "|---|---|---|---|---|", *rows]
+
+
 def summary_text(results: Dict[str, Any]) -> str:
     """What make bench prints at the end: point 8's table and every target, met or not."""
     return "\n".join(
@@ -563,6 +660,10 @@ def summary_text(results: Dict[str, Any]) -> str:
             f"Targets met: {sum(met for _, met, _ in targets(results))} of {len(targets(results))}.",
             "",
             *deep_lines(results),
+            "",
+            *floor_lines(results),
+            "",
+            *constraints_lines(results),
             "",
         ]
     )
@@ -716,6 +817,7 @@ def results_md(results: Dict[str, Any]) -> str:
                 )
             )
     out += ["", *deep_lines(results), "", *guard_lines(results), "", *mode_lines(results)]
+    out += ["", *floor_lines(results), "", *constraints_lines(results)]
     cluster = results.get("cluster")
     out += ["", "## Cluster (tests/cluster, benchmarks/cluster-results.json)", ""]
     if cluster:

@@ -1,7 +1,15 @@
-"""benchmarks/report.py's tables: what the one-server guard costs the monitor (issue 11), and
-the cloud user's window per fault in both cinder-volume modes (issue 15)."""
+"""benchmarks/report.py's tables: what the one-server guard costs the monitor (issue 11), the
+cloud user's window per fault in both cinder-volume modes (issue 15), and beside Pacemaker's
+floor (issue 13)."""
 
-from benchmarks.report import SAME_FAULTS, guard_lines, mode_lines
+from benchmarks.report import (
+    CONSTRAINT_FORMS,
+    SAME_FAULTS,
+    constraints_lines,
+    floor_lines,
+    guard_lines,
+    mode_lines,
+)
 
 
 def figure(median: float) -> dict:
@@ -33,3 +41,37 @@ def test_the_modes_table_puts_the_same_fault_side_by_side() -> None:
     assert f"| {what} | 20.4 (2 of 6 creates failed) | 6.1 (0 of 6 creates failed) |" in lines, lines
     assert f"| {SAME_FAULTS[2][0]} | - | - |" in lines  # not run: a dash, not a made-up figure
     assert mode_lines({})[-1] == "No cluster figures: run the cluster tests to get them."
+
+
+def test_the_floor_table_shows_the_distance_or_a_dash() -> None:
+    restarted = {
+        "longest_without_s": {"create": 12.3},
+        "floor_s": 8.2,
+        "pacemaker_starts_s": {"cinder-volume on node1": 3.2},
+    }
+    outage = {"longest_without_s": {"create": 21.1}, "floor_s": None, "pacemaker_starts_s": {}}
+    results = {
+        "cluster": {"client": {"test_a_frozen_backend": restarted, "test_rabbitmq_outage": outage}},
+        "cluster_aa": {"client": {"test_a_node_lost": {**outage, "longest_without_s": {"create": 2.9}}}},
+    }  # fmt: skip
+    lines = floor_lines(results)
+    assert "| active/passive | a frozen backend | 12.3 | 8.2 | +4.1 | cinder-volume on node1 3.2 s |" in lines
+    assert "| active/passive | rabbitmq outage | 21.1 | - | - | - |" in lines, lines
+    assert "| active/active | a node lost | 2.9 | - | - | - |" in lines, lines
+    assert floor_lines({})[-1] == "No cluster figures: run the cluster tests to get them."
+
+
+def test_the_constraints_table_puts_both_forms_side_by_side() -> None:
+    (default, default_test, default_key), (guide, guide_test, guide_key) = CONSTRAINT_FORMS
+    results = {"cluster_constraints": {
+        "client": {
+            default_test: {"longest_without_s": {"create": 3.1}, "tried": {"create": 5}, "failed": {}},
+            guide_test: {"longest_without_s": {"create": 16.4}, "tried": {"create": 6},
+                         "failed": {"create": 1}, "unsettled": ["v1 error"]},
+        },
+        "restarted": {default_key: [], guide_key: ["cinder-scheduler@node1", "cinder-volume@node1"]},
+    }}  # fmt: skip
+    lines = constraints_lines(results)
+    assert f"| {default} | nothing | 3.1 | 0 of 5 | none |" in lines, lines
+    assert f"| {guide} | cinder-scheduler@node1, cinder-volume@node1 | 16.4 | 1 of 6 | v1 error |" in lines
+    assert constraints_lines({})[-1].startswith("No figures")
