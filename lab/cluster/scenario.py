@@ -360,6 +360,22 @@ class ParameterChange:
 
 
 @dataclass
+class ChildKill:
+    """A cinder-volume backend child SIGKILLed: its parent replaced it, Pacemaker did nothing."""
+
+    node: str
+    killed_pid: int  # as the node sees it
+    new_pid: int
+    replaced_s: float  # SIGKILL -> a new child of the same leader
+    up_s: float  # SIGKILL -> every backend's row up, updated after the kill
+    leader_before: int
+    leader_after: int
+    fail_count: int
+    operations_before: Dict[Tuple[str, str], str]
+    operations_after: Dict[Tuple[str, str], str]
+
+
+@dataclass
 class VolumeFailure:
     """A cinder-volume backend process frozen: found out through its heartbeat, restarted."""
 
@@ -1130,6 +1146,40 @@ class Deployment:
             return False
         found = self.c.on(node, "cat", pid_file, check=False).stdout.split()
         return bool(found) and found[0] != str(old)
+
+    def kill_volume_backend(self, watch_s: float = 2 * MONITOR_INTERVAL_S + 2) -> ChildKill:
+        """SIGKILL of one cinder-volume backend child: oslo.service starts a new one within
+        about 2 s, and the monitors that follow see a service that healed itself.  Watched for
+        watch_s after its rows are up again: Pacemaker must have done nothing."""
+        node = self.volume_node()
+        leader = int(self.c.on(node, "cat", self.pid_file(node, VOLUME.agent)).stdout.split()[0])
+        before = self._children(node, leader)
+        victim = before[0]
+        operations_before = self.last_operations()
+        self.say(f"kill -9 {victim}: one cinder-volume backend child on {node} dies; its parent stays.")
+        t0, wall = time.monotonic(), time.time()
+
+        def replaced() -> Optional[int]:
+            now = self._children(node, leader)
+            new = [p for p in now if p not in before]
+            return new[0] if len(now) == len(before) and new else None
+
+        self.c.on(node, "kill", "-9", str(victim))
+        new = wait_for(replaced, 60, "a new backend child of the same parent")
+        replaced_s = self.timings.record(
+            "volume_child_replaced_s", time.monotonic() - t0, "SIGKILL of a backend child -> a new one"
+        )
+        services = wait_for(lambda: self._volume_up_since(wall), 120, "every backend's row up again")
+        up_s = self.timings.record(
+            "volume_child_up_s", time.monotonic() - t0, "SIGKILL of a backend child -> its rows up again"
+        )
+        self.say(f"+{replaced_s:.1f} s: pid {new} took its place; +{up_s:.1f} s: os-services {services}.")
+        self.say(f"Watching {watch_s:g} s more: {watch_s / MONITOR_INTERVAL_S:.1f} monitor intervals.")
+        time.sleep(watch_s)  # that nothing happens takes monitors to show: no event to wait for
+        leader_after = int(self.c.on(node, "cat", self.pid_file(node, VOLUME.agent)).stdout.split()[0])
+        fail_count = self.c.fail_count(VOLUME.agent, node)
+        return ChildKill(node, victim, new, replaced_s, up_s, leader, leader_after, fail_count,
+                         operations_before, self.last_operations())  # fmt: skip
 
     def freeze_volume_backend(self) -> VolumeFailure:
         """SIGSTOP of one cinder-volume backend process: alive, connected, silent.  Only its

@@ -78,20 +78,22 @@ class ClientView:
         """The unsettled volumes that cinder's own design does not account for (README, *What
         a cloud user sees through a failover*), given what happened in the window:
 
-        * error, or stuck in creating or deleting: only where cinder-volume started in the
-          window (its start-up cleanup sets its host's creating volumes to error; a request
-          dies with the process that had taken it off the queue);
-        * stuck in extending: also where the broker was stopped (the cast lost with the
-          queues that are not durable).
+        * error, or stuck in creating, extending or deleting: where cinder-volume started in
+          the window (its start-up cleanup sets its host's creating volumes to error; a
+          request dies with the process that had taken it off the queue);
+        * stuck in creating, extending or deleting: also where the broker was stopped
+          (cinder-api accepted the request, and its cast was lost with the queues that are
+          not durable).
         """
         # "<primitive>[:<instance>] on <node>"
         volume_started = any(key.split(" on ")[0].split(":")[0] == volume_resource for key in self.starts)
         left = []
         for entry in self.unsettled:
             status = entry.partition(" ")[2]
-            if status in ("error", "timeout:creating", "timeout:deleting") and volume_started:
+            stuck = status in ("timeout:creating", "timeout:extending", "timeout:deleting")
+            if (status == "error" or stuck) and volume_started:
                 continue
-            if status == "timeout:extending" and (volume_started or self.broker_stopped):
+            if stuck and self.broker_stopped:
                 continue
             left.append(entry)
         return left

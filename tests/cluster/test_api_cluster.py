@@ -6,7 +6,8 @@ HA guide's start order, Optional: a failed service restarts no other); the monit
 credentials come from cinder.conf, so no
 password is on any command line or in the CIB.  The scenarios run in order on one deployment
 (see lab/cluster/scenario.py): everything started; a monitoring parameter reloaded without a restart
-(OCF 1.1), another restarting; a SIGKILLed cinder-api restarted where it ran; a
+(OCF 1.1), another restarting; a SIGKILLed cinder-api restarted where it ran, on the other
+node and on the VIP's; a SIGKILLed cinder-volume backend child replaced by its parent alone; a
 frozen cinder-volume backend found through its heartbeat and restarted; standby of the VIP's
 node while a client keeps calling; standby of cinder-volume's node; Keystone and RabbitMQ
 outages that must restart nothing (degraded, 190, to this Pacemaker 2.1); a power cut of
@@ -160,6 +161,29 @@ def test_sigkill_is_detected_and_restarted_on_the_same_node(deployment: Deployme
 
     deployment.cleanup()
     assert all(count == 0 for count in deployment.fail_counts().values()), deployment.crm_mon()
+
+
+def test_sigkill_of_cinder_api_on_the_vip_node_restarts_it_and_nothing_else(deployment: Deployment) -> None:
+    node = deployment.vip_node()
+    result = deployment.kill_and_recover(node)
+    _report(f"SIGKILL of cinder-api on the VIP's node {node} -> API answers again there", result.recovered_s)
+    _report("meanwhile, longest time the VIP answered no request", result.vip_gap.seconds)
+    assert result.recovered_s < RECOVER_BOUND_S
+    assert result.fail_count == 1
+    assert deployment.check_answers() == {"VIP": "300", "node1": "300", "node2": "300"}
+    assert result.neighbours_after == result.neighbours_before, "a neighbour was restarted"
+    deployment.cleanup()
+
+
+def test_a_killed_volume_backend_child_is_replaced_by_its_parent_alone(deployment: Deployment) -> None:
+    result = deployment.kill_volume_backend()
+    _report(f"SIGKILL of a cinder-volume backend child on {result.node} -> a new child", result.replaced_s)
+    _report("SIGKILL of a backend child -> its os-services rows up again", result.up_s)
+    assert result.new_pid != result.killed_pid
+    # the service healed itself (oslo.service): no failure, no restart, the same parent
+    assert result.fail_count == 0, deployment.crm_mon()
+    assert result.leader_after == result.leader_before
+    assert result.operations_after == result.operations_before
 
 
 def test_a_frozen_volume_backend_is_found_by_its_heartbeat_and_restarted(deployment: Deployment) -> None:

@@ -56,6 +56,7 @@ def test_the_floor_is_a_monitor_interval_and_the_longest_start() -> None:
         ("timeout:creating", {"cinder-volume on node2": 2.0}, False, True),
         ("timeout:deleting", {}, False, False),
         ("timeout:extending", {}, True, True),  # the cast lost with the broker's queues
+        ("timeout:creating", {}, True, True),  # the same, for a create
         ("timeout:extending", {}, False, False),
         ("timeout:attaching", {"cinder-volume on node1": 2.0}, False, False),  # never by design
         ("error", {"cinder-volume-copy on node1": 2.0}, False, False),  # another resource
