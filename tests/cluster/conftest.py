@@ -236,6 +236,23 @@ def deployed(label: str, **options: Any) -> Iterator[Deployment]:
 
 
 @contextlib.contextmanager
+def with_the_user(
+    dep: Deployment, results: Path, views: Dict[str, ClientView], module: str, **extra: object
+) -> Iterator[Deployment]:
+    """The cloud user's client for a module's whole deployment; at its end, the module's
+    timings and what the user saw in each scenario (views, filled by watched_by_the_user)
+    written to results."""
+    try:
+        dep.start_client()
+        yield dep
+    finally:
+        client = {name: view.as_json() for name, view in views.items()}
+        scenario = f"tests/cluster/{Path(module).name}"
+        dep.timings.write_json(results, scenario=scenario, client=client, **extra)
+        dep.say(f"times written to {results}:\n{dep.timings.table()}")
+
+
+@contextlib.contextmanager
 def watched_by_the_user(
     name: str, deployment: Deployment, views: Dict[str, ClientView], managed: Dict[str, Managed]
 ) -> Iterator[None]:

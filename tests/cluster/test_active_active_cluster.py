@@ -26,7 +26,7 @@ from lab.cluster import active_active
 from lab.cluster.scenario import AA_CLUSTER, AA_SERVICES, VOLUME_CLONE, Deployment
 from lab.cluster.workload import ClientView, Managed
 
-from .conftest import deployed, watched_by_the_user
+from .conftest import deployed, watched_by_the_user, with_the_user
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "cluster-aa-results.json"
@@ -36,16 +36,11 @@ MANAGED: Dict[str, Managed] = {}
 
 @pytest.fixture(scope="module")
 def deployment(cluster_host: None) -> Iterator[Deployment]:
-    with deployed("cluster-aa", services=AA_SERVICES, volume_mode=ACTIVE_ACTIVE) as dep:
-        try:
-            dep.start_client()
-            yield dep
-        finally:
-            views = {name: view.as_json() for name, view in CLIENT_VIEWS.items()}
-            dep.timings.write_json(
-                RESULTS, scenario="tests/cluster/test_active_active_cluster.py", client=views
-            )
-            print(f"\n[cluster-aa] times written to {RESULTS}:\n{dep.timings.table()}")
+    with (
+        deployed("cluster-aa", services=AA_SERVICES, volume_mode=ACTIVE_ACTIVE) as dep,
+        with_the_user(dep, RESULTS, CLIENT_VIEWS, __file__),
+    ):
+        yield dep
 
 
 @pytest.fixture(autouse=True)

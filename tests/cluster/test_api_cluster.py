@@ -34,7 +34,7 @@ from lab.cluster.scenario import (
 )
 from lab.cluster.workload import KINDS, ClientView, Managed
 
-from .conftest import deployed, watched_by_the_user
+from .conftest import deployed, watched_by_the_user, with_the_user
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "cluster-results.json"
@@ -57,14 +57,8 @@ MANAGED: Dict[str, Managed] = {}
 
 @pytest.fixture(scope="module")
 def deployment(cluster_host: None) -> Iterator[Deployment]:
-    with deployed("cluster") as dep:
-        try:
-            dep.start_client()
-            yield dep
-        finally:
-            views = {name: view.as_json() for name, view in CLIENT_VIEWS.items()}
-            dep.timings.write_json(RESULTS, scenario="tests/cluster/test_api_cluster.py", client=views)
-            print(f"\n[cluster] times written to {RESULTS}:\n{dep.timings.table()}")
+    with deployed("cluster") as dep, with_the_user(dep, RESULTS, CLIENT_VIEWS, __file__):
+        yield dep
 
 
 @pytest.fixture(autouse=True)

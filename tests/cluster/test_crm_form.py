@@ -22,7 +22,7 @@ from lab.cluster.harness import VIP, HarnessTimeout, wait_for
 from lab.cluster.scenario import API, SERVICES, Deployment, KillResult, api_url, client_get
 from lab.cluster.workload import ClientView, Managed
 
-from .conftest import deployed, watched_by_the_user
+from .conftest import deployed, watched_by_the_user, with_the_user
 
 DEEP_INTERVAL_S = 8  # the depth-20 monitors, beside the depth-0 ones every 5 s
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "cluster-constraints-results.json"
@@ -36,15 +36,11 @@ MANAGED: Dict[str, Managed] = {}
 
 @pytest.fixture(scope="module")
 def deployment(cluster_host: None) -> Iterator[Deployment]:
-    with deployed("crm", nodes=1, tool="crm", deep_monitor_interval_s=DEEP_INTERVAL_S) as dep:
-        try:
-            dep.start_client()
-            yield dep
-        finally:
-            views = {name: view.as_json() for name, view in CLIENT_VIEWS.items()}
-            dep.timings.write_json(
-                RESULTS, scenario="tests/cluster/test_crm_form.py", client=views, restarted=RESTARTED
-            )
+    with (
+        deployed("crm", nodes=1, tool="crm", deep_monitor_interval_s=DEEP_INTERVAL_S) as dep,
+        with_the_user(dep, RESULTS, CLIENT_VIEWS, __file__, restarted=RESTARTED),
+    ):
+        yield dep
 
 
 @pytest.fixture
