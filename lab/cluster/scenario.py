@@ -38,7 +38,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import psutil
 
@@ -721,9 +721,10 @@ class Deployment:
         self.c.settle(timeout)
         return time.monotonic() - start
 
-    def primitive_id(self, svc: ServiceResource) -> str:
-        """The primitive's id (fail counts, operations), as this deployment named it."""
-        return f"p_{svc.agent}" if self.tool == "crm" else svc.agent
+    def primitive_id(self, agent: str) -> str:
+        """The primitive's id (fail counts, operations, the pid file's name), as this
+        deployment named it."""
+        return f"p_{agent}" if self.tool == "crm" else agent
 
     def use_constraints(self, form: str) -> None:
         """Replace the constraints by those `cinder-ocf cluster-config --constraints form`
@@ -740,7 +741,11 @@ class Deployment:
     def resource_id(self, svc: Optional[ServiceResource]) -> str:
         """The id crm_mon shows for a service (None: the VIP), as this deployment named it."""
         if self.tool == "crm":
-            return f"p_{VIP_ID}" if svc is None else (f"cl_{svc.agent}" if svc.clone else f"p_{svc.agent}")
+            return (
+                f"p_{VIP_ID}"
+                if svc is None
+                else (f"cl_{svc.agent}" if svc.clone else self.primitive_id(svc.agent))
+            )
         return VIP_ID if svc is None else svc.id
 
     def vip_node(self) -> str:
@@ -768,24 +773,25 @@ class Deployment:
     def fail_counts(self) -> Dict[Tuple[str, str], int]:
         return {(s.agent, n): self.c.fail_count(s.agent, n) for s in self.services for n in self.c.nodes}
 
+    def _recorded_operations(self) -> Iterator[Tuple[str, str, ET.Element]]:
+        """(resource id, node, lrm_rsc_op) of every operation the CIB's status records."""
+        xml = self.c.on(self.c.running_nodes[0], "cibadmin", "--query", "--scope", "status").stdout
+        for node_state in ET.fromstring(xml).iter("node_state"):
+            for rsc in node_state.iter("lrm_resource"):
+                for op in rsc.iter("lrm_rsc_op"):
+                    yield rsc.get("id", ""), node_state.get("uname", ""), op
+
     def last_operations(self) -> Dict[Tuple[str, str], str]:
         """(resource, node) -> the last start/stop/probe Pacemaker recorded, with its call id.
 
         A restart replaces it (a new start, a new call id); monitors do not touch it.
         """
         ids = {s.agent for s in self.services} | {VIP_RESOURCE}
-        xml = self.c.on(self.c.running_nodes[0], "cibadmin", "--query", "--scope", "status").stdout
-        status = ET.fromstring(xml)
-        found = {}
-        for node_state in status.iter("node_state"):
-            for rsc in node_state.iter("lrm_resource"):
-                if rsc.get("id") not in ids:
-                    continue
-                for op in rsc.iter("lrm_rsc_op"):
-                    if op.get("id", "").endswith("_last_0"):
-                        key = (rsc.get("id", ""), node_state.get("uname", ""))
-                        found[key] = f"{op.get('operation')} call {op.get('call-id')} rc {op.get('rc-code')}"
-        return found
+        return {
+            (rsc, node): f"{op.get('operation')} call {op.get('call-id')} rc {op.get('rc-code')}"
+            for rsc, node, op in self._recorded_operations()
+            if rsc in ids and op.get("id", "").endswith("_last_0")
+        }
 
     def starts_since(self, wall: float) -> Dict[str, float]:
         """ "<resource> on <node>" -> seconds the start took (the longest, if it started more
@@ -800,45 +806,38 @@ class Deployment:
     def _remember_starts(self) -> None:
         """Keep the starts the CIB records as a resource's last operation on a node: a
         cleanup, a later stop or a node lost erases them."""
-        xml = self.c.on(self.c.running_nodes[0], "cibadmin", "--query", "--scope", "status").stdout
-        for node_state in ET.fromstring(xml).iter("node_state"):
-            for rsc in node_state.iter("lrm_resource"):
-                for op in rsc.iter("lrm_rsc_op"):
-                    if op.get("id", "").endswith("_last_0") and op.get("operation") == "start":
-                        key = (
-                            f"{rsc.get('id')} on {node_state.get('uname')}",
-                            int(op.get("last-rc-change", "0")),
-                        )
-                        self._starts[key] = int(op.get("exec-time", "0")) / 1000
+        for rsc, node, op in self._recorded_operations():
+            if op.get("id", "").endswith("_last_0") and op.get("operation") == "start":
+                key = (f"{rsc} on {node}", int(op.get("last-rc-change", "0")))
+                self._starts[key] = int(op.get("exec-time", "0")) / 1000
 
     def recurring_monitors(self, interval_s: int) -> Dict[Tuple[str, str], Tuple[int, str]]:
         """(primitive, node) -> (rc, exit reason) of the last run of its monitor every
         interval_s, as the CIB's status records it.  Not the
         <rsc>_last_failure_0 record, which keeps an earlier result until a cleanup."""
-        xml = self.c.on(self.c.running_nodes[0], "cibadmin", "--query", "--scope", "status").stdout
-        found = {}
-        for node_state in ET.fromstring(xml).iter("node_state"):
-            for rsc in node_state.iter("lrm_resource"):
-                for op in rsc.iter("lrm_rsc_op"):
-                    if op.get("id") == f"{rsc.get('id')}_monitor_{interval_s * 1000}":
-                        key = (rsc.get("id", ""), node_state.get("uname", ""))
-                        found[key] = (int(op.get("rc-code", "-1")), op.get("exit-reason", ""))
-        return found
+        return {
+            (rsc, node): (int(op.get("rc-code", "-1")), op.get("exit-reason", ""))
+            for rsc, node, op in self._recorded_operations()
+            if op.get("id") == f"{rsc}_monitor_{interval_s * 1000}"
+        }
 
     def pid_file(self, node: str, agent: str = API.agent) -> str:
         """The pid file the agent wrote on node: <instance>.pid, cinder-api or cinder-api:N
         (p_cinder-api... in crm's form)."""
         names = self.c.on(node, "ls", HA_RSCTMP).stdout.split()
-        instance = f"p_{agent}" if self.tool == "crm" else agent  # the primitive's id names it
-        pattern = re.compile(rf"{re.escape(instance)}(:\d+)?\.pid")
+        pattern = re.compile(rf"{re.escape(self.primitive_id(agent))}(:\d+)?\.pid")
         found = [n for n in names if pattern.fullmatch(n)]
         if len(found) != 1:
             raise HarnessError(f"pid files of {agent} on {node}: {found} (in {names})")
         return f"{HA_RSCTMP}/{found[0]}"
 
+    def leader_pid(self, node: str, agent: str = API.agent) -> int:
+        """The daemon's leader as node sees it: the pid its pid file records."""
+        return int(self.c.on(node, "cat", self.pid_file(node, agent)).stdout.split()[0])
+
     def daemon_pids(self, node: str, agent: str = API.agent) -> List[int]:
         """The daemon's processes as node sees them: the recorded leader and its session."""
-        leader = int(self.c.on(node, "cat", self.pid_file(node, agent)).stdout.split()[0])
+        leader = self.leader_pid(node, agent)
         rows = self.c.on(node, "ps", "-e", "-o", "pid=,sid=,stat=").stdout.splitlines()
         return [int(p) for p, sid, st in (r.split() for r in rows) if int(sid) == leader and st[0] != "Z"]
 
@@ -876,7 +875,7 @@ class Deployment:
     def kill_and_recover(self, node: str, agent: str = API.agent) -> KillResult:
         """SIGKILL of the daemon's processes on node; the monitor notices, Pacemaker restarts it."""
         svc = next(s for s in self.services if s.agent == agent)
-        primitive = self.primitive_id(svc)
+        primitive = self.primitive_id(agent)
         url = api_url(node_ip(node))
         with Poller(url) as direct, Poller(api_url(VIP)) as through_vip:
             direct.wait_answers(0, count=3)
@@ -1152,7 +1151,7 @@ class Deployment:
         about 2 s, and the monitors that follow see a service that healed itself.  Watched for
         watch_s after its rows are up again: Pacemaker must have done nothing."""
         node = self.volume_node()
-        leader = int(self.c.on(node, "cat", self.pid_file(node, VOLUME.agent)).stdout.split()[0])
+        leader = self.leader_pid(node, VOLUME.agent)
         before = self._children(node, leader)
         victim = before[0]
         operations_before = self.last_operations()
@@ -1176,7 +1175,7 @@ class Deployment:
         self.say(f"+{replaced_s:.1f} s: pid {new} took its place; +{up_s:.1f} s: os-services {services}.")
         self.say(f"Watching {watch_s:g} s more: {watch_s / MONITOR_INTERVAL_S:.1f} monitor intervals.")
         time.sleep(watch_s)  # that nothing happens takes monitors to show: no event to wait for
-        leader_after = int(self.c.on(node, "cat", self.pid_file(node, VOLUME.agent)).stdout.split()[0])
+        leader_after = self.leader_pid(node, VOLUME.agent)
         fail_count = self.c.fail_count(VOLUME.agent, node)
         return ChildKill(node, victim, new, replaced_s, up_s, leader, leader_after, fail_count,
                          operations_before, self.last_operations())  # fmt: skip
@@ -1185,7 +1184,7 @@ class Deployment:
         """SIGSTOP of one cinder-volume backend process: alive, connected, silent.  Only its
         heartbeat in os-services can tell; Pacemaker then restarts cinder-volume."""
         node = self.volume_node()
-        leader = int(self.c.on(node, "cat", self.pid_file(node, VOLUME.agent)).stdout.split()[0])
+        leader = self.leader_pid(node, VOLUME.agent)
         victim = self._children(node, leader)[0]
         self.say(
             f"kill -STOP {victim}: one cinder-volume backend process on {node} freezes. Its "

@@ -89,7 +89,7 @@ def _kill_api(deployment: Deployment, form: str) -> KillResult:
     )
     print(f"\n[timing] {form}: SIGKILL of cinder-api -> it answers again {result.recovered_s:.2f}s; "
           f"restarted with it: {RESTARTED[form] or 'nothing'}")  # fmt: skip
-    deployment.cleanup(deployment.primitive_id(API))
+    deployment.cleanup(deployment.primitive_id(API.agent))
     return result
 
 
