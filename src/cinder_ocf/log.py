@@ -1,6 +1,6 @@
 """Logging as ocf-shellfuncs' ocf_log does it, on the stdlib's logging module.
 
-Exports: Logger, one_line.
+Exports: Logger, one_line, redacted_repr.
 
 Lines go to syslog per HA_LOGFACILITY, to HA_LOGFILE, debug lines to HA_DEBUGLOG, and to
 stderr when none of those takes them.  A filter redacts every secret registered with
@@ -14,8 +14,8 @@ import logging
 import os
 import sys
 import syslog
-from collections.abc import Mapping
-from typing import TextIO
+from collections.abc import Iterable, Mapping
+from typing import Any, TextIO
 
 NOTICE = 25  # ocf_log's "notice", between INFO and WARNING
 logging.addLevelName(NOTICE, "NOTICE")
@@ -34,6 +34,16 @@ def one_line(text: str, limit: int = MAX_LINE) -> str:
     cleaned = "".join(c if c.isprintable() else " " for c in text)
     cleaned = " ".join(cleaned.split()).replace(EXIT_REASON_MARKER, "ocf-exit-reason ")
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
+
+
+def redacted_repr(record: Any, secret: Iterable[str]) -> str:
+    """The repr of a NamedTuple record with the values of its secret fields left out, so that
+    a record printed in a traceback or a debugger shows no password."""
+    hidden = set(secret)
+    shown = (
+        f"{name}={'<hidden>' if name in hidden else repr(value)}" for name, value in record._asdict().items()
+    )
+    return f"{type(record).__name__}({', '.join(shown)})"
 
 
 class _Redactor(logging.Filter):

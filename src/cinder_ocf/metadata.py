@@ -10,9 +10,7 @@ ra-api-1.dtd, which ocf-tester validates and which fails 1.1 markup.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Union
+from typing import NamedTuple, Union
 
 from cinder_ocf.log import Logger
 from cinder_ocf.ocf import OCF_1_0, OCF_1_1, Environment, OcfError, OcfExit, is_true
@@ -20,8 +18,7 @@ from cinder_ocf.ocf import OCF_1_0, OCF_1_1, Environment, OcfError, OcfExit, is_
 Value = Union[str, int, bool]
 
 
-@dataclass(frozen=True)
-class Parameter:
+class Parameter(NamedTuple):
     """One OCF_RESKEY_* parameter."""
 
     name: str
@@ -45,8 +42,7 @@ class Parameter:
         return bool(self.replaced_by or self.deprecated)
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(NamedTuple):
     name: str
     timeout: int  # seconds
     interval: int | None = None
@@ -54,20 +50,15 @@ class Action:
     since: tuple[int, int] = OCF_1_0  # the first OCF version whose meta-data declares it
 
 
-@dataclass(frozen=True)
-class AgentSpec:
+class AgentSpec(NamedTuple):
     """Everything meta-data says about an agent."""
 
     name: str
     version: str
     shortdesc: str
     longdesc: str
-    parameters: Sequence[Parameter]
-    actions: Sequence[Action]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "parameters", tuple(self.parameters))
-        object.__setattr__(self, "actions", tuple(self.actions))
+    parameters: tuple[Parameter, ...]
+    actions: tuple[Action, ...]
 
     def parameter(self, name: str) -> Parameter:
         for param in self.parameters:

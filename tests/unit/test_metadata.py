@@ -102,7 +102,7 @@ def test_the_deep_monitor_is_a_second_monitor_at_depth_20(agents_dir: Path, name
 
 def test_metadata_escapes_every_text() -> None:
     spec = AgentSpec(
-        "x", "1.0", 'short <&> "q"', "long & <b>", [Parameter("p", "s<", "l>&", default='a"b')], []
+        "x", "1.0", 'short <&> "q"', "long & <b>", (Parameter("p", "s<", "l>&", default='a"b'),), ()
     )
     for version in ((1, 0), (1, 1)):
         xml = render_metadata(spec, version)

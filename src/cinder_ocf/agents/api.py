@@ -32,7 +32,7 @@ SPEC = AgentSpec(
         "request. A Keystone outage makes the monitor warn, not fail: restarting cinder-api "
         "would not help. start returns once the API answers; stop ends the whole process tree."
     ),
-    parameters=[
+    parameters=(
         *daemon_parameters("cinder-api"),
         Parameter(
             "url",
@@ -44,7 +44,7 @@ SPEC = AgentSpec(
             reloadable=True,
         ),
         *CREDENTIAL_PARAMETERS,
-    ],
+    ),
     actions=standard_actions(deep=True),
 )
 

@@ -11,8 +11,7 @@ start needs.  The supervisor (supervisor/lifecycle.py) does the rest.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from cinder_ocf.metadata import Action, AgentSpec, Parameter
 from cinder_ocf.ocf import OCF_1_1
@@ -30,8 +29,7 @@ DEEP = 20  # OCF_CHECK_LEVEL of the checks that cross the RPC bus
 DEEP_MONITOR_TIMEOUT_S = 60
 
 
-@dataclass(frozen=True)
-class Service:
+class Service(NamedTuple):
     spec: AgentSpec
     checks: Sequence[Check]
     derive_facts: Callable[[Context, CinderConfig], Facts]

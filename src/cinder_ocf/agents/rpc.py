@@ -91,7 +91,7 @@ def rpc_spec(
         version="1.0",
         shortdesc=shortdesc,
         longdesc=longdesc,
-        parameters=[*rpc_parameters(binary), *extra],
+        parameters=(*rpc_parameters(binary), *extra),
         # A service waits for its broker and its first heartbeat: longer starts and stops.
         actions=standard_actions(start_stop_s=120, validate_s=30, deep=deep),
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from cinder_ocf import trusted
@@ -67,27 +66,42 @@ class Deadline:
         return min(seconds, self.remaining())
 
 
-@dataclass
 class Context:
     """One action's view of one resource, handed to every check."""
 
-    service: Service
-    env: Environment
-    params: ParamValues
-    log: Logger
-    clock: Clock
-    deadline: Deadline
-    processes: ProcessView
-    tokens: Tokens
-    load_facts: Callable[[], Facts] = field(repr=False)
-    load_config: Callable[[], CinderConfig] = field(repr=False)
-    last_output: Callable[[], str] = field(repr=False)  # the daemon's last lines, for reasons
-    # cinder.conf's transport_url (it holds the broker's password: never among the facts)
-    transport_url: Callable[[], str] = field(repr=False)
-    # In start: the backend processes seen so far (pid -> create time), to tell a child that
-    # died during start from one that has not been forked yet.
-    backends_seen: dict[int, float] = field(default_factory=dict)
-    _facts: Facts | None = field(default=None, repr=False)
+    def __init__(
+        self,
+        *,
+        service: Service,
+        env: Environment,
+        params: ParamValues,
+        log: Logger,
+        clock: Clock,
+        deadline: Deadline,
+        processes: ProcessView,
+        tokens: Tokens,
+        load_facts: Callable[[], Facts],
+        load_config: Callable[[], CinderConfig],
+        last_output: Callable[[], str],
+        transport_url: Callable[[], str],
+    ) -> None:
+        self.service = service
+        self.env = env
+        self.params = params
+        self.log = log
+        self.clock = clock
+        self.deadline = deadline
+        self.processes = processes
+        self.tokens = tokens
+        self.load_facts = load_facts
+        self.load_config = load_config
+        self.last_output = last_output  # the daemon's last lines, for reasons
+        # cinder.conf's transport_url (it holds the broker's password: never among the facts)
+        self.transport_url = transport_url
+        # In start: the backend processes seen so far (pid -> create time), to tell a child that
+        # died during start from one that has not been forked yet.
+        self.backends_seen: dict[int, float] = {}
+        self._facts: Facts | None = None
 
     @property
     def name(self) -> str:

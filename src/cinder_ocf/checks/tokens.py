@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from cinder_ocf import trusted
 from cinder_ocf.checks import Finding, Status
@@ -154,8 +153,7 @@ class Tokens:
                 pass
 
 
-@dataclass(frozen=True)
-class Authenticated:
+class Authenticated(NamedTuple):
     url: str
     token: keystone.Token
     fresh: bool  # fetched by this check, not from the cache

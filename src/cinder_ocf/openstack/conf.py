@@ -17,8 +17,9 @@ import os
 import socket
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
+from cinder_ocf.log import redacted_repr
 from cinder_ocf.ocf import OcfError, OcfExit
 
 DEFAULT_VOLUME_DRIVER = "cinder.volume.drivers.lvm.LVMVolumeDriver"  # cinder's volume_driver default
@@ -89,29 +90,30 @@ class ConfigProblem(OcfError):
     """cinder.conf cannot be used: code says how bad (5 missing, 6 malformed)."""
 
 
-@dataclass(frozen=True)
-class AuthSection:
+class AuthSection(NamedTuple):
     """[keystone_authtoken]: the credentials cinder itself uses, the monitor's last resort."""
 
     auth_type: str = ""
     auth_url: str = ""
     www_authenticate_uri: str = ""
     username: str = ""
-    password: str = field(default="", repr=False)
+    password: str = ""
     project_name: str = ""
     user_domain_name: str = ""
     user_domain_id: str = ""
     project_domain_name: str = ""
     project_domain_id: str = ""
     application_credential_id: str = ""
-    application_credential_secret: str = field(default="", repr=False)
+    application_credential_secret: str = ""
     cafile: str = ""
     region_name: str = ""
     insecure: bool = False
 
+    def __repr__(self) -> str:
+        return redacted_repr(self, ("password", "application_credential_secret"))
 
-@dataclass(frozen=True)
-class CinderConfig:
+
+class CinderConfig(NamedTuple):
     source: str = "cinder.conf"  # the config parameter's file, for operators' messages
     osapi_volume_listen: str = "0.0.0.0"
     osapi_volume_listen_port: int = 8776
@@ -123,7 +125,7 @@ class CinderConfig:
     # (backend, its volume_driver): the section's, else [backend_defaults]', else cinder's default
     backend_drivers: tuple[tuple[str, str], ...] = ()
     cluster: str = ""  # [DEFAULT] cluster: the backends are served active/active by its members
-    transport_url: str = field(default="", repr=False)
+    transport_url: str = ""
     rabbit_ssl: bool = False  # [oslo_messaging_rabbit] ssl
     # The longest pause between two reconnection attempts of oslo.messaging's rabbit driver:
     # rabbit_interval_max + kombu_reconnect_delay + kombu_reconnect_splay (30 + 1 + 0).
@@ -137,7 +139,10 @@ class CinderConfig:
     coordination_scheme: str = ""
     # Its (host, port)s, without the credentials the URL may hold.
     coordination_endpoints: tuple[tuple[str, int], ...] = ()
-    keystone_authtoken: AuthSection = field(default_factory=AuthSection)
+    keystone_authtoken: AuthSection = AuthSection()
+
+    def __repr__(self) -> str:
+        return redacted_repr(self, ("transport_url",))
 
     @property
     def service_host(self) -> str:
@@ -199,7 +204,7 @@ def load_config(files: Sequence[str], dirs: Sequence[str] = ()) -> CinderConfig:
         ],
         group="oslo_messaging_rabbit",
     )
-    auth_names = [f.name for f in AuthSection.__dataclass_fields__.values() if f.name != "insecure"]
+    auth_names = [f for f in AuthSection._fields if f != "insecure"]
     backend_host = cfg.StrOpt("backend_host", default="")
     conf.register_opt(cfg.StrOpt("volume_driver", default=DEFAULT_VOLUME_DRIVER), group="backend_defaults")
     conf.register_opts(

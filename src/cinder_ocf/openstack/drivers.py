@@ -18,8 +18,7 @@ import os
 import shlex
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from cinder_ocf import trusted
 
@@ -48,8 +47,7 @@ print({_MARK!r} + json.dumps(answers), flush=True)
 """
 
 
-@dataclass(frozen=True)
-class Support:
+class Support(NamedTuple):
     """Per driver path: True or False (its class's SUPPORTS_ACTIVE_ACTIVE), or why its class
     could not be imported; unknown says why nothing could be asked at all."""
 

@@ -9,16 +9,14 @@ again only when one of them changed.  Never a secret: the facts are stored in a 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cinder_ocf import trusted
 
 Endpoint = tuple[str, int]
 
 
-@dataclass(frozen=True)
-class Facts:
+class Facts(NamedTuple):
     api_url: str = ""  # where this node's cinder-api answers
     backends: tuple[str, ...] = ()  # enabled_backends
     service_hosts: tuple[str, ...] = ()  # the os-services hosts the service reports as
@@ -35,7 +33,7 @@ class Facts:
     coordination: tuple[Endpoint, ...] = ()  # and its (host, port)s
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> Facts:

@@ -19,8 +19,8 @@ import ssl
 import threading
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 MAX_BODY = 1 << 20  # health answers are small; a larger one is not read past this
 
@@ -34,10 +34,9 @@ class HttpError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     status: int
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = MappingProxyType({})
     body: bytes = b""
 
     def json(self) -> Any:

@@ -22,11 +22,12 @@ import stat
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from cinder_ocf import trusted
+from cinder_ocf.log import redacted_repr
 from cinder_ocf.openstack.http import root_cause
 
 # Renew when less than this is left: a token must outlive the monitor that uses it.
@@ -67,16 +68,18 @@ def keystone_v3_url(url: str) -> str:
     return base + "/v3"
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     """Who the monitor is in Keystone, and where Keystone is."""
 
     source: str  # shown to operators: where these credentials came from
     auth_url: str
-    options: Mapping[str, str] = field(default_factory=dict, repr=False)  # keystoneauth1's names
+    options: Mapping[str, str] = MappingProxyType({})  # keystoneauth1's names
     ca_file: str = ""
     insecure: bool = False
     region_name: str = ""  # picks the catalog's endpoints when set
+
+    def __repr__(self) -> str:
+        return redacted_repr(self, ("options",))  # a password or an application credential's secret
 
     @classmethod
     def build(
@@ -126,8 +129,7 @@ class Credentials:
         return None
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     value: str
     project_id: str
     expires_at: float
@@ -135,6 +137,9 @@ class Token:
 
     def usable(self, now: float | None = None) -> bool:
         return self.expires_at - (now if now is not None else time.time()) > RENEW_MARGIN_S
+
+    def __repr__(self) -> str:
+        return redacted_repr(self, ("value",))
 
 
 def _epoch(stamp: str) -> float:
@@ -188,11 +193,13 @@ class TokenCache:
         trusted.remove(self.path)
 
 
-@dataclass(frozen=True)
-class Fetched:
+class Fetched(NamedTuple):
     token: Token
-    auth_state: str = field(repr=False)
+    auth_state: str
     cache_id: str
+
+    def __repr__(self) -> str:
+        return redacted_repr(self, ("auth_state",))
 
 
 def fetch_token(creds: Credentials, timeout: float) -> Fetched:

@@ -10,13 +10,12 @@ import pwd
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass(frozen=True)
-class DaemonUser:
+class DaemonUser(NamedTuple):
     """The account the daemon runs as."""
 
     name: str

@@ -15,8 +15,7 @@ import os
 import signal
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import psutil
 
@@ -47,8 +46,7 @@ def start_ticks(proc: psutil.Process) -> int:
     return round((proc.create_time() - psutil.boot_time()) * _CLOCK_TICKS)
 
 
-@dataclass(frozen=True)
-class ProcessIdentity:
+class ProcessIdentity(NamedTuple):
     """What start records of the daemon, to recognise it later."""
 
     pid: int

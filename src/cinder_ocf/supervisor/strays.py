@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import psutil
 
@@ -29,8 +29,7 @@ DefaultSources = Callable[[str], tuple[list[str], list[str]]]
 _INTERPRETER_OPTIONS = {"-s", "-S", "-u", "-E", "-I", "-B", "-O", "-OO", "-b", "-bb"}
 
 
-@dataclass(frozen=True)
-class Stray:
+class Stray(NamedTuple):
     """One copy of the daemon running outside the agent's pid file."""
 
     identity: ProcessIdentity
