@@ -127,6 +127,9 @@ class FakeKeystone:
                 self.close_connection = True
 
             def do_GET(self) -> None:
+                if keystone.mode == "error500":  # failing as a whole, its version document too
+                    self._answer(500, {"error": {"code": 500}})
+                    return
                 self._answer(200, {"version": {"id": "v3.14", "status": "stable"}})
 
             def _answer(self, status: int, body: dict, headers: Optional[dict] = None) -> None:

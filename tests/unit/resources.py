@@ -212,6 +212,7 @@ class FaultServer:
         self.mode = mode
         self.answer = answer or (lambda path: (200, b"{}", "application/json"))
         self.requests = 0
+        self.paths: List[str] = []  # of every request, in order
         self._context: Optional[ssl.SSLContext] = None
         if tls is not None:
             self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -278,6 +279,7 @@ class FaultServer:
                 request += chunk
             self.requests += 1
             path = request.split(b" ", 2)[1].decode("latin-1") if request.count(b" ") >= 2 else "/"
+            self.paths.append(path)
             self._respond(conn, path)
         except OSError:
             pass

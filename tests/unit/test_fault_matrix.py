@@ -529,6 +529,7 @@ def url_to(mode: str, status: int = 0, tls_mode: str = "") -> Setup:
         srv = ctx.server("answer" if mode in ("auth-fails", "not-json", "status") else mode, answer,
                          tls=cert)  # fmt: skip
         res.agent.params["url"] = srv.url
+        ctx.data["server"] = srv
         if tls_mode == "ca_file":
             res.agent.params["ca_file"] = str(cert[0])  # type: ignore[index]
         elif tls_mode == "insecure":
@@ -550,6 +551,33 @@ def keystone(mode: str) -> Setup:
         ctx.res.token_cache().unlink(missing_ok=True)
 
     return setup
+
+
+def token_cached(ctx: Ctx) -> None:
+    """A monitor of the healthy daemon first: the row's monitor finds the token cached."""
+    warm = ctx.res.run("monitor", extra_env=ctx.env, clock=ctx.clock)
+    assert warm.rc == 0 and ctx.res.token_cache().exists(), warm
+
+
+def token_forgotten(ctx: Ctx) -> None:
+    ctx.res.token_cache().unlink(missing_ok=True)
+
+
+def keystone_failing_token_cached(ctx: Ctx) -> None:
+    """Keystone answers 500 to everything, while the resource's token is still cached."""
+    ctx.res.keystone.mode = "error500"
+
+
+def asked(*paths: str) -> Check:
+    """The API was asked these paths, in this order ("{types}": the authenticated GET's)."""
+
+    def check(ctx: Ctx, run: AgentRun) -> None:
+        srv = ctx.data["server"]
+        assert isinstance(srv, FaultServer)
+        seen = ["{types}" if p.startswith("/v3/") and p.endswith("/types") else p for p in srv.paths]
+        assert seen == list(paths), (seen, run)
+
+    return check
 
 
 def keystone_down(ctx: Ctx) -> None:
@@ -675,6 +703,16 @@ RUNNING_ROWS = [
     Row("api-rejects-token", API, "monitor", 1, "rejects a valid Keystone token: HTTP 401",
         url_to("auth-fails", 401)),
     Row("api-chunked", API, "monitor", 0, "is healthy", url_to("chunked")),
+    # With the token cached one GET asks the API; without, GET / is asked before Keystone is.
+    Row("api-one-round-trip-with-a-cached-token", API, "monitor", 0, "is healthy",
+        both(token_cached, url_to("answer")), asked("{types}")),
+    Row("api-root-first-without-a-token", API, "monitor", 0, "is healthy",
+        both(url_to("answer"), token_forgotten), asked("/", "{types}")),
+    # The authenticated GET fails while Keystone does: GET / decides, asked after it.
+    Row("api-5xx-keystone-failing-root-answers", API, "monitor", 0, "a Keystone outage, not cinder-api's",
+        both(token_cached, url_to("auth-fails", 500), keystone_failing_token_cached), asked("{types}", "/")),
+    Row("api-5xx-keystone-failing-root-fails", API, "monitor", 1, "/ answered HTTP 503",
+        both(token_cached, url_to("status", 503), keystone_failing_token_cached), asked("{types}", "/")),
     Row("api-tls-untrusted", API, "monitor", 1, "certificate verify failed", url_to("answer", tls_mode="on")),
     Row("api-tls-ca-file", API, "monitor", 0, "is healthy", url_to("answer", tls_mode="ca_file")),
     Row("api-tls-insecure", API, "monitor", 0, "is healthy", url_to("answer", tls_mode="insecure")),

@@ -2,10 +2,10 @@
 
 Exports: SERVICE, SPEC.
 
-Health, cheapest first: the process is ours; GET / answers (300, the version list, needs no
-token); an authenticated GET /v3/{project}/types is answered 200 with a Keystone token cached
-per resource.  Keystone's trouble is never cinder-api's: with Keystone down the monitor
-answers 0 and warns.
+Health, cheapest first: the process is ours; an authenticated GET /v3/{project}/types is
+answered 200 with a Keystone token cached per resource.  Without a cached token GET / (300,
+the version list, needs no token) is asked first, before Keystone is.  Keystone's trouble is
+never cinder-api's: with Keystone down the monitor answers 0 and warns while GET / answers.
 """
 
 from __future__ import annotations
