@@ -480,3 +480,45 @@ def test_a_clone_runs_only_drivers_that_declare_active_active(
         assert "WARNING" not in accepted.stderr, accepted
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_consumer_counts_of_queues_missing_and_present_in_one_conversation(openstack: OpenStack) -> None:
+    """The guard's count, against the real broker: queues that exist answer their consumers,
+    missing ones None, in any order (a 404 closes the channel the declares share; the next
+    queue must be asked on another)."""
+    import amqp  # noqa: PLC0415 - the broker's client, as the agents use it
+
+    from cinder_ocf.openstack.broker import parse_transport_url  # noqa: PLC0415
+    from cinder_ocf.openstack.queues import consumer_counts  # noqa: PLC0415
+
+    transport = parse_transport_url(openstack.transport_url)
+    host, port = transport.hosts[0][0], transport.hosts[0][1] or 5672
+    user, password = transport.logins[0]
+    names = [f"cocf-counted-{os.getpid()}-{n}" for n in range(3)]
+
+    def connected() -> amqp.Connection:
+        connection = amqp.Connection(host=f"{host}:{port}", userid=user, password=password, virtual_host="/")
+        connection.connect()
+        return connection
+
+    connection = connected()
+    try:
+        channel = connection.channel()
+        for name in names:
+            channel.queue_declare(queue=name, auto_delete=False)
+        channel.basic_consume(queue=names[1], callback=lambda message: None)
+        channel.basic_consume(queue=names[2], callback=lambda message: None)
+        other = connection.channel()
+        other.basic_consume(queue=names[2], callback=lambda message: None)
+        missing = [f"cocf-no-such-queue-{n}" for n in range(3)]
+        asked = [missing[0], names[0], missing[1], missing[2], names[1], names[2]]
+        counts = consumer_counts(transport, [(host, port)], asked, False, "", 10.0)
+        want = {missing[0]: None, names[0]: 0, missing[1]: None, missing[2]: None, names[1]: 1, names[2]: 2}
+        assert counts == want
+    finally:
+        connection.close()  # the consumers first: a queue deleted under them cancels them
+        cleanup = connected()
+        channel = cleanup.channel()
+        for name in names:
+            channel.queue_delete(queue=name)
+        cleanup.close()

@@ -86,14 +86,15 @@ def _ask(
     counts: dict[str, int | None] = {}
     try:
         connection.connect()
+        # One channel for all the declares, a round trip each (opening and closing one per
+        # queue made it three: ~1 ms a queue instead of ~0.3).  A missing queue's 404 closes
+        # the channel, which py-amqp reopens before it raises NotFound.
+        channel = connection.channel()
         for queue in queues:
-            channel = connection.channel()
             try:
-                declared = channel.queue_declare(queue=queue, passive=True)
-                counts[queue] = int(declared.consumer_count)
-                channel.close()
+                counts[queue] = int(channel.queue_declare(queue=queue, passive=True).consumer_count)
             except amqp.exceptions.NotFound:
-                counts[queue] = None  # the broker closed the channel: the next gets a new one
+                counts[queue] = None
     finally:
         if connection.connected:
             connection.close()
