@@ -42,8 +42,17 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 def start_ticks(proc: psutil.Process) -> int:
     """When proc started, in clock ticks since boot, as /proc/PID/stat says.  Not psutil's epoch
     create_time alone: a clock step (NTP, an operator) moves that, and the daemon must stay
-    ours through it."""
-    return round((proc.create_time() - psutil.boot_time()) * _CLOCK_TICKS)
+    ours through it.
+
+    psutil adds the kernel's boot time in whole seconds (btime), which a slewing clock moves by
+    one now and then, and a Process caches its create_time: so the create_time of a new object
+    is taken between two reads of the boot time that agree, or the leader would be off by a
+    second, "not ours", and a stop would leave it running."""
+    while True:
+        boot = psutil.boot_time()
+        created = psutil.Process(proc.pid).create_time()
+        if psutil.boot_time() == boot:
+            return round((created - boot) * _CLOCK_TICKS)
 
 
 class ProcessIdentity(NamedTuple):
@@ -152,7 +161,10 @@ def tree(leader: ProcessIdentity) -> list[psutil.Process]:
     except psutil.Error:
         pass
     boot = psutil.boot_time()
-    earliest = leader.start_ticks / _CLOCK_TICKS - 0.005
+    # A second of slack: process_iter's objects keep the create_time of the boot time they were
+    # made with (see start_ticks).  Nothing that started before the leader can be in its
+    # session, whose id is the leader's pid; the slack only keeps a member from being missed.
+    earliest = leader.start_ticks / _CLOCK_TICKS - 1.005
     candidates: dict[int, psutil.Process] = {}
     for proc in psutil.process_iter(["ppid", "create_time", "status"]):
         info = proc.info
