@@ -98,13 +98,23 @@ print(*sorted({c.pid for c in psutil.net_connections("tcp")
 # processes
 
 
+def start_ticks(pid: int) -> int:
+    """When pid started, in clock ticks after boot: psutil's create_time adds the kernel's boot
+    time, which moves by a whole second now and then, so the same process would look like another."""
+    while True:
+        boot = psutil.boot_time()
+        created = psutil.Process(pid).create_time()
+        if psutil.boot_time() == boot:
+            return round((created - boot) * os.sysconf("SC_CLK_TCK"))
+
+
 @dataclass
 class Process:
     """A process identified by PID *and* start time, so a reused PID is never signalled."""
 
     name: str
     pid: int
-    start_time: float  # psutil's create_time()
+    start_ticks: int
     popen: Optional[subprocess.Popen] = field(default=None, repr=False)
 
     @classmethod
@@ -116,7 +126,7 @@ class Process:
     ) -> Process:
         """Record the running process *pid* (raises ProcessLookupError if it is gone)."""
         try:
-            created = psutil.Process(pid).create_time()
+            created = start_ticks(pid)
         except psutil.Error:
             raise ProcessLookupError(f"{name}: no process {pid}") from None
         return cls(name, pid, created, popen)
@@ -126,7 +136,7 @@ class Process:
         if self.popen is not None and self.popen.poll() is not None:
             return False  # our child: exited and now reaped
         try:
-            same = psutil.Process(self.pid).create_time() == self.start_time
+            same = start_ticks(self.pid) == self.start_ticks
         except psutil.Error:
             return False
         return same and pid_alive(self.pid)

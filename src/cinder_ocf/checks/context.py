@@ -98,9 +98,9 @@ class Context:
         self.last_output = last_output  # the daemon's last lines, for reasons
         # cinder.conf's transport_url (it holds the broker's password: never among the facts)
         self.transport_url = transport_url
-        # In start: the backend processes seen so far (pid -> create time), to tell a child that
+        # In start: the backend processes seen so far (pid -> start ticks), to tell a child that
         # died during start from one that has not been forked yet.
-        self.backends_seen: dict[int, float] = {}
+        self.backends_seen: dict[int, int] = {}
         self._facts: Facts | None = None
 
     @property

@@ -79,11 +79,11 @@ def backend_processes(ctx: Context) -> tuple[Status, str]:
 
 def _notice_child_deaths(ctx: Context, children: list[psutil.Process]) -> None:
     """In start, a backend child that dies is a failed start: its output says why."""
-    alive = {proc.pid: proc.create_time() for proc in children}
-    for pid, created in list(ctx.backends_seen.items()):
-        if alive.get(pid) == created:
+    alive = ctx.processes.start_ticks_of(children)
+    for pid, ticks in list(ctx.backends_seen.items()):
+        if alive.get(pid) == ticks:
             continue
-        if ctx.processes.still_runs(pid, created):
+        if ctx.processes.still_runs(pid, ticks):
             # Seen between its fork and its exec (a starved node can take longer than
             # FORK_SETTLE_S): a helper program, not a backend process.
             del ctx.backends_seen[pid]

@@ -39,18 +39,19 @@ def boot_id() -> str:
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def start_ticks(proc: psutil.Process) -> int:
-    """When proc started, in clock ticks since boot, as /proc/PID/stat says.  Not psutil's epoch
-    create_time alone: a clock step (NTP, an operator) moves that, and the daemon must stay
-    ours through it.
+def start_ticks(pid: int) -> int:
+    """When process pid started, in clock ticks since boot, as /proc/PID/stat says.  Not
+    psutil's epoch create_time alone: a clock step (NTP, an operator) moves that, and the daemon
+    must stay ours through it.
 
     psutil adds the kernel's boot time in whole seconds (btime), which a slewing clock moves by
     one now and then, and a Process caches its create_time: so the create_time of a new object
     is taken between two reads of the boot time that agree, or the leader would be off by a
-    second, "not ours", and a stop would leave it running."""
+    second, "not ours", and a stop would leave it running.  Raises psutil.Error when pid is
+    gone."""
     while True:
         boot = psutil.boot_time()
-        created = psutil.Process(proc.pid).create_time()
+        created = psutil.Process(pid).create_time()
         if psutil.boot_time() == boot:
             return round((created - boot) * _CLOCK_TICKS)
 
@@ -95,7 +96,7 @@ def identity_of(pid: int) -> ProcessIdentity | None:
         proc = psutil.Process(pid)
         if not _alive(proc):
             return None
-        return ProcessIdentity(pid, start_ticks(proc), boot_id(), proc.exe())
+        return ProcessIdentity(pid, start_ticks(pid), boot_id(), proc.exe())
     except psutil.Error:
         return None
 
@@ -104,7 +105,7 @@ def matches(proc: psutil.Process, recorded: ProcessIdentity) -> bool:
     try:
         return (
             _alive(proc)
-            and start_ticks(proc) == recorded.start_ticks
+            and start_ticks(proc.pid) == recorded.start_ticks
             and recorded.boot_id == boot_id()
             and proc.exe() == recorded.exe
         )
@@ -219,7 +220,7 @@ def _age(ticks: int) -> float:
 
 def age_seconds(proc: psutil.Process) -> float:
     """How long ago proc started."""
-    return _age(start_ticks(proc))
+    return _age(start_ticks(proc.pid))
 
 
 def own_age() -> float:
@@ -251,7 +252,7 @@ def signal_tree(pids: Iterable[int], leader: ProcessIdentity, sig: int) -> list[
             fd = -1  # kernel older than 5.3: fall back to a plain kill after the check
         try:
             proc = psutil.Process(pid)
-            if not _alive(proc) or start_ticks(proc) < leader.start_ticks:
+            if not _alive(proc) or start_ticks(pid) < leader.start_ticks:
                 continue
             if fd >= 0:
                 signal.pidfd_send_signal(fd, sig)
@@ -355,13 +356,23 @@ class ProcessView:
         return forks(self.leader, self.members) if self.recorded is not None else []
 
     @staticmethod
-    def still_runs(pid: int, created: float) -> bool:
-        """pid is still the live process psutil saw created at `created`."""
+    def still_runs(pid: int, ticks: int) -> bool:
+        """pid is still the live process that started at `ticks` (see start_ticks)."""
         try:
-            proc = psutil.Process(pid)
-            return proc.create_time() == created and _alive(proc)
+            return _alive(psutil.Process(pid)) and start_ticks(pid) == ticks
         except psutil.Error:
             return False
+
+    @staticmethod
+    def start_ticks_of(procs: Iterable[psutil.Process]) -> dict[int, int]:
+        """pid -> start ticks of those of procs that still run."""
+        found = {}
+        for proc in procs:
+            try:
+                found[proc.pid] = start_ticks(proc.pid)
+            except psutil.Error:
+                continue
+        return found
 
     @property
     def orphaned(self) -> bool:

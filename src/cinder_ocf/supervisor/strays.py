@@ -152,6 +152,6 @@ def _of_tree(proc: psutil.Process, ours: ProcessIdentity) -> bool:
     """proc belongs to the tree the agent started: the daemon runs in a session of its own,
     which its children keep; a session younger than the leader is someone else's."""
     try:
-        return os.getsid(proc.pid) == ours.pid and processes.start_ticks(proc) >= ours.start_ticks
-    except OSError:
+        return os.getsid(proc.pid) == ours.pid and processes.start_ticks(proc.pid) >= ours.start_ticks
+    except (OSError, psutil.Error):
         return False
