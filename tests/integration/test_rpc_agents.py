@@ -485,7 +485,8 @@ def test_a_clone_runs_only_drivers_that_declare_active_active(
 def test_consumer_counts_of_queues_missing_and_present_in_one_conversation(openstack: OpenStack) -> None:
     """The guard's count, against the real broker: queues that exist answer their consumers,
     missing ones None, in any order (a 404 closes the channel the declares share; the next
-    queue must be asked on another)."""
+    queue must be asked on another).  Of each choice only the queues up to the first that
+    exists are asked: one declare per backend, not one per queue a release may have."""
     import amqp  # noqa: PLC0415 - the broker's client, as the agents use it
 
     from cinder_ocf.openstack.broker import parse_transport_url  # noqa: PLC0415
@@ -512,9 +513,12 @@ def test_consumer_counts_of_queues_missing_and_present_in_one_conversation(opens
         other.basic_consume(queue=names[2], callback=lambda message: None)
         missing = [f"cocf-no-such-queue-{n}" for n in range(3)]
         asked = [missing[0], names[0], missing[1], missing[2], names[1], names[2]]
-        counts = consumer_counts(transport, [(host, port)], asked, False, "", 10.0)
+        counts = consumer_counts(transport, [(host, port)], [[queue] for queue in asked], False, "", 10.0)
         want = {missing[0]: None, names[0]: 0, missing[1]: None, missing[2]: None, names[1]: 1, names[2]: 2}
         assert counts == want
+        choices = [[missing[0], names[1], names[2]], [missing[1], missing[2]], [names[0], names[2]]]
+        counts = consumer_counts(transport, [(host, port)], choices, False, "", 10.0)
+        assert counts == {missing[0]: None, names[1]: 1, missing[1]: None, missing[2]: None, names[0]: 0}
     finally:
         connection.close()  # the consumers first: a queue deleted under them cancels them
         cleanup = connected()

@@ -105,7 +105,7 @@ def scheduler_round_trip(ctx: Context) -> tuple[Status, str]:
     queue = ctx.service.os_services_binary
     try:
         consumers = queues.consumer_counts(
-            transport(ctx), facts.brokers, [queue], facts.tls, facts.ca_file, ctx.check_timeout()
+            transport(ctx), facts.brokers, [[queue]], facts.tls, facts.ca_file, ctx.check_timeout()
         ).get(queue)
     except queues.QueueError as err:
         return Status.DEGRADED, (

@@ -277,7 +277,7 @@ def _first_counts(ctx: Context) -> list[tuple[str, int | None, int]]:
         for host in facts.service_hosts
     ]  # fmt: skip
     counts = queues.consumer_counts(
-        transport(ctx), facts.brokers, [q for pairs in names for q, _ in pairs], facts.tls,
+        transport(ctx), facts.brokers, [[q for q, _ in pairs] for pairs in names], facts.tls,
         facts.ca_file, ctx.check_timeout(),
     )  # fmt: skip
     found = []

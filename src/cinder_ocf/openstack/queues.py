@@ -29,11 +29,13 @@ class QueueError(Exception):
 
 
 def consumer_counts(
-    transport: Transport, endpoints: Sequence[tuple[str, int]], queues: Sequence[str], tls: bool,
-    ca_file: str, timeout: float,
+    transport: Transport, endpoints: Sequence[tuple[str, int]], choices: Sequence[Sequence[str]],
+    tls: bool, ca_file: str, timeout: float,
 ) -> dict[str, int | None]:  # fmt: skip
-    """{queue: consumers, or None when the queue does not exist}, asked of the first broker of
-    endpoints that lets us in, all within timeout seconds."""
+    """{queue: consumers, or None when the queue does not exist} for each choice's queues in
+    turn up to the first that exists (the rest are not asked: a declare is a round trip, and a
+    service has one choice per backend), asked of the first broker of endpoints that lets us
+    in, all within timeout seconds."""
     try:
         import amqp  # noqa: PLC0415 - ~15 ms, only for the services whose queues are counted
     except ImportError:
@@ -49,7 +51,7 @@ def consumer_counts(
             )
             try:
                 outcome["counts"] = _ask(amqp, host, port, user, password, transport.virtual_host,
-                                         queues, tls, ca_file, timeout)  # fmt: skip
+                                         choices, tls, ca_file, timeout)  # fmt: skip
                 return
             except amqp.exceptions.AccessRefused:
                 outcome["refused"] = format_hostport(host, port)
@@ -72,8 +74,8 @@ def consumer_counts(
 
 
 def _ask(
-    amqp: Any, host: str, port: int, user: str, password: str, vhost: str, queues: Sequence[str],
-    tls: bool, ca_file: str, timeout: float,
+    amqp: Any, host: str, port: int, user: str, password: str, vhost: str,
+    choices: Sequence[Sequence[str]], tls: bool, ca_file: str, timeout: float,
 ) -> dict[str, int | None]:  # fmt: skip
     context: ssl.SSLContext | None = None
     if tls:
@@ -90,11 +92,13 @@ def _ask(
         # queue made it three: ~1 ms a queue instead of ~0.3).  A missing queue's 404 closes
         # the channel, which py-amqp reopens before it raises NotFound.
         channel = connection.channel()
-        for queue in queues:
-            try:
-                counts[queue] = int(channel.queue_declare(queue=queue, passive=True).consumer_count)
-            except amqp.exceptions.NotFound:
-                counts[queue] = None
+        for choice in choices:
+            for queue in choice:
+                try:
+                    counts[queue] = int(channel.queue_declare(queue=queue, passive=True).consumer_count)
+                    break
+                except amqp.exceptions.NotFound:
+                    counts[queue] = None
     finally:
         if connection.connected:
             connection.close()
