@@ -318,10 +318,12 @@ class ProcessView:
         self.running = False  # the leader itself is alive and ours
         self.note = ""  # why it is not running, for the log
         self._members: list[psutil.Process] | None = None
+        self._forks: list[psutil.Process] | None = None
         self.refresh()
 
     def refresh(self) -> None:
         self._members = None
+        self._forks = None
         self.running = False
         try:
             self.recorded = read_pid_file(self.pid_path)
@@ -353,7 +355,10 @@ class ProcessView:
         return [proc.pid for proc in self.members]
 
     def forks(self) -> list[psutil.Process]:
-        return forks(self.leader, self.members) if self.recorded is not None else []
+        """The leader's forks among the members (two checks ask: an exe and an age each)."""
+        if self._forks is None:
+            self._forks = forks(self.leader, self.members) if self.recorded is not None else []
+        return self._forks
 
     @staticmethod
     def still_runs(pid: int, ticks: int) -> bool:

@@ -119,14 +119,15 @@ def find_strays(
         if not cmdline or not any(os.path.basename(arg) == prog for arg in cmdline[:4]):
             continue
         try:
-            if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
-                continue
-            parent_pid = proc.ppid()
+            if ours is not None and _of_tree(proc, ours):
+                continue  # first: the cheapest test, and true of every backend process of ours
+            with proc.oneshot():
+                if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                    continue
+                parent_pid = proc.ppid()
             cwd = proc.cwd()
             args = _script_args(cmdline, binary, cwd)
             if args is None or _config_set(args, cwd, prog, defaults) != sources:
-                continue
-            if ours is not None and _of_tree(proc, ours):
                 continue
         except psutil.Error:
             continue
