@@ -9,6 +9,8 @@ section:
   respawn = yes | no: the parent replaces a child that died, as oslo.service does
   respawn_delay = seconds before the replacement is forked
   connect = yes | no: whether the talking processes connect to the broker at all
+  mapped = yes: they connect through an IPv6 socket to the IPv4 address as ::ffff:a.b.c.d
+         (a dual-stack client), which the kernel lists among IPv6 connections only
   child_die = yes: every child exits half a second after its start (its initialisation),
               saying why (a driver that cannot load)
   die = yes: the daemon exits at once, saying why
@@ -48,6 +50,7 @@ class Talker:
     def __init__(self, address: tuple, connect: bool, fake: dict) -> None:
         self.address = address
         self.connect = connect
+        self.mapped = fake.get("mapped", "no") == "yes"
         self.sock = None
         signal.signal(signal.SIGUSR1, self.silence)
         if fake.get("ignore_term", "no") == "yes":
@@ -62,12 +65,24 @@ class Talker:
             self.sock = None
         print(f"fake cinder process {os.getpid()}: dropped its broker connection", flush=True)
 
+    def connected(self) -> socket.socket:
+        if not self.mapped:
+            return socket.create_connection(self.address, timeout=1)
+        sock = socket.socket(socket.AF_INET6)
+        try:
+            sock.settimeout(1)
+            sock.connect((f"::ffff:{self.address[0]}", self.address[1]))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
     def run(self) -> None:
         while True:
             if self.sock is None:
                 if self.connect:
                     try:
-                        self.sock = socket.create_connection(self.address, timeout=1)
+                        self.sock = self.connected()
                     except OSError:
                         self.sock = None
                 time.sleep(0.2)

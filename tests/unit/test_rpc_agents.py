@@ -298,6 +298,21 @@ def test_volume_start_monitor_stop(volume: FakeRpc) -> None:
     assert volume.agent("monitor").rc == 7
 
 
+@pytest.mark.parametrize("name", ["cinder-volume", "cinder-scheduler"])
+def test_connections_of_dual_stack_sockets_count(make: Callable[[str], FakeRpc], name: str) -> None:
+    """A client may reach an IPv4 broker through an IPv6 socket (::ffff:a.b.c.d), which the
+    kernel lists among IPv6 connections only: a monitor that reads the IPv4 table alone for
+    IPv4 brokers must still find these, in start and in every monitor."""
+    fake = make(name)
+    fake.configure(mapped="yes")
+    start = fake.agent("start")
+    assert start.rc == 0, start
+    fake.wait_connected(2 if fake.volume else 1)
+    run = fake.agent("monitor")
+    assert run.rc == 0, run
+    assert "WARNING" not in run.stderr, run.stderr
+
+
 def test_helper_programs_of_the_parent_are_not_backend_processes(volume: FakeRpc) -> None:
     # The helper ends during start: taken for a backend process, it would have "died".
     volume.configure(helper="1.5")

@@ -140,7 +140,11 @@ def _amqp(ctx: Context, talkers: list[psutil.Process], each: bool) -> tuple[Stat
     facts = ctx.facts
     if facts.amqp_skip:
         return Status.SKIPPED, facts.amqp_skip
-    peers = ctx.processes.peers(talkers)
+    addresses = set(facts.addresses)
+    # The IPv4 table alone while every broker address is IPv4: the kernel walks all of its
+    # connections for each table it lists (~4 ms a table on a controller).
+    kind = "tcp4" if all(":" not in ip for ip, _ in addresses) else "tcp"
+    peers = ctx.processes.peers(talkers, kind)
     if peers is None:
         return Status.SKIPPED, "not allowed to read the connections of other processes"
     # Ended since the process scan: a missing backend child is the process check's business
@@ -148,21 +152,24 @@ def _amqp(ctx: Context, talkers: list[psutil.Process], each: bool) -> tuple[Stat
     talkers = [proc for proc in talkers if proc.is_running()]
     if not talkers:
         return Status.PENDING, "the processes to check ended during the check; checked again next time"
-    addresses = set(facts.addresses)
 
-    def connected_to(known: set[broker.Endpoint]) -> set[int]:
-        return {proc.pid for proc in talkers if peers.get(proc.pid, set()) & known}
+    def connected_to(known: set[broker.Endpoint], seen: dict[int, set[broker.Endpoint]]) -> set[int]:
+        return {proc.pid for proc in talkers if seen.get(proc.pid, set()) & known}
 
     def enough(connected: set[int]) -> bool:
         return len(connected) == len(talkers) if each else bool(connected)
 
-    connected = connected_to(addresses)
+    connected = connected_to(addresses, peers)
     if not enough(connected):
-        fresh, problems = broker.resolve(facts.brokers)  # the cached addresses may be stale
+        # The cached addresses may be stale, and an IPv6 socket's connection to an IPv4 broker
+        # (::ffff:a.b.c.d) is listed in the IPv6 table only: both looked at again.
+        fresh, problems = broker.resolve(facts.brokers)
         for problem in problems:
             ctx.log.warning(f"cannot resolve broker host {problem}")
         addresses = fresh
-        connected = connected_to(addresses)
+        if kind != "tcp":
+            peers = ctx.processes.peers(talkers, "tcp") or peers
+        connected = connected_to(addresses, peers)
     if enough(connected):
         trusted.remove(ctx.state_path("amqp"))
         links = sorted({broker.format_hostport(*p) for pid in connected for p in peers[pid] & addresses})

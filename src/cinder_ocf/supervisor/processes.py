@@ -287,15 +287,16 @@ class PeersUnavailable(Exception):
         self.kind = kind
 
 
-def established_peers(pids: Iterable[int]) -> dict[int, set[Endpoint]]:
-    """The remote (ip, port) of every ESTABLISHED TCP connection of each of pids.
+def established_peers(pids: Iterable[int], kind: str = "tcp") -> dict[int, set[Endpoint]]:
+    """The remote (ip, port) of every ESTABLISHED TCP connection of each of pids; kind "tcp4"
+    reads the IPv4 table only (psutil's kinds).
 
     The kernel's connection table is read once, whatever the number of processes.
     """
     wanted = set(pids)
     peers: dict[int, set[Endpoint]] = {pid: set() for pid in wanted}
     try:
-        connections = psutil.net_connections(kind="tcp")
+        connections = psutil.net_connections(kind=kind)
     except psutil.AccessDenied:
         raise PeersUnavailable("denied", "not allowed to read the connections of other processes") from None
     for conn in connections:
@@ -396,10 +397,10 @@ class ProcessView:
     def started_at(self) -> float:
         return started_at(self.leader)
 
-    def peers(self, procs: Iterable[psutil.Process]) -> dict[int, set[Endpoint]] | None:
-        """The broker-side peers of procs' connections; None when the kernel does not let us
-        read them."""
+    def peers(self, procs: Iterable[psutil.Process], kind: str = "tcp") -> dict[int, set[Endpoint]] | None:
+        """The broker-side peers of procs' connections (kind: as established_peers); None when
+        the kernel does not let us read them."""
         try:
-            return established_peers(proc.pid for proc in procs)
+            return established_peers((proc.pid for proc in procs), kind)
         except PeersUnavailable:
             return None
