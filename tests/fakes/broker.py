@@ -74,7 +74,9 @@ class FakeServices:
     rows[host] is one of: up (updated now), down (not updated since go_down()), stale (up, but
     updated before the service under test started), frozen (up, last updated at frozen_at[host]:
     a server that just died), serving (updated now while serving() says the service under test
-    runs, else frozen at its last report); status forces another HTTP status, and the
+    runs, else frozen at its last report); extra_rows adds rows of (host, state, seconds since
+    its update), after those (before them with extra_first), as cinder keeps a second row when
+    two servers of one host first start at once; status forces another HTTP status, and the
     os-services requests numbered in unavailable (from 1) answer 503: cinder-api moving.
 
     The round trips over the RPC bus: capabilities[host] and pools are "ok" (200), "hang" (no
@@ -85,6 +87,8 @@ class FakeServices:
     def __init__(self, binary: str) -> None:
         self.binary = binary
         self.rows: Dict[str, str] = {}
+        self.extra_rows: List[Tuple[str, str, float]] = []
+        self.extra_first = False
         self.status = 200
         self.requests = 0
         self.os_services_requests = 0
@@ -132,7 +136,12 @@ class FakeServices:
             state = "down" if mode == "down" else "up"
             services.append({"binary": self.binary, "host": host, "state": state, "status": "enabled",
                              "updated_at": stamp, "zone": "nova"})  # fmt: skip
-        return {"services": services}
+        extra = [
+            {"binary": self.binary, "host": host, "state": state, "status": "enabled", "zone": "nova",
+             "updated_at": (now - datetime.timedelta(seconds=age)).replace(tzinfo=None).isoformat()}
+            for host, state, age in self.extra_rows
+        ]  # fmt: skip
+        return {"services": extra + services if self.extra_first else services + extra}
 
     def _handler(self) -> type:
         fake = self

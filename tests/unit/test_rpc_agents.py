@@ -528,6 +528,26 @@ def test_a_backend_down_in_os_services_fails(volume: FakeRpc) -> None:
     assert "cinder-volume is down in os-services: cluster@b2 (last heartbeat 0 s ago)" in run.reason
 
 
+@pytest.mark.parametrize("quiet_first", [False, True], ids=["quiet-row-last", "quiet-row-first"])
+def test_a_host_is_judged_by_its_row_updated_last(make: Callable[[str], FakeRpc], quiet_first: bool) -> None:
+    """Two schedulers of one shared host that first start at once leave two rows (cinder makes
+    one each and keeps both): when the other node's stops, its row goes down while ours
+    reports, and the monitor must not call ours down (seen once in a cluster's standby)."""
+    fake = make("cinder-scheduler")
+    fake.use_heartbeat("up")
+    fake.services.extra_rows = [("cluster", "down", 15.0)]
+    fake.services.extra_first = quiet_first
+    start = fake.agent("start")
+    assert start.rc == 0, start
+    run = fake.agent("monitor")
+    assert run.rc == 0, run
+    assert "WARNING" not in run.stderr, run.stderr
+    fake.services.go_down("cluster")  # ours stops reporting too: the host is down
+    run = fake.agent("monitor")
+    assert run.rc == 1, run
+    assert "cinder-scheduler is down in os-services: cluster (last heartbeat 0 s ago)" in run.reason
+
+
 def test_a_row_from_before_the_start_is_not_a_heartbeat(volume: FakeRpc) -> None:
     volume.use_heartbeat("stale")  # up, but from a previous run (another node's, say)
     volume.agent.params["start_grace"] = "2"

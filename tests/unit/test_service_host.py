@@ -64,6 +64,21 @@ def test_start_refuses_while_another_server_reports(res: Resource) -> None:
     assert clock.offset <= 1.5, clock.offset  # one poll: the heartbeat advanced at once
 
 
+@pytest.mark.parametrize("quiet_first", [False, True], ids=["quiet-row-last", "quiet-row-first"])
+def test_start_refuses_while_another_server_reports_beside_a_quiet_row(
+    res: Resource, quiet_first: bool
+) -> None:
+    """A host whose servers once started at once has two rows (cinder makes one each): the one
+    long quiet must not hide the other advancing."""
+    assert res.services is not None
+    res.services.extra_rows = [(host, "down", 3600.0) for host in hosts(res)]
+    res.services.extra_first = quiet_first
+    run = start(res, FakeClock())
+    assert run.code == 1, run
+    assert "refusing to start a second server" in run.reason, run
+    assert res.pid() is None, "start spawned a daemon beside the other server"
+
+
 def test_a_stopped_heartbeat_does_not_block_and_costs_one_interval(res: Resource) -> None:
     freeze(res, seconds_ago=1)
     # The fake clock's wait ages what starts after it too: a grace beyond the wait.

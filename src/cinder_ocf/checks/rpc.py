@@ -2,7 +2,8 @@
 the database: cinder-volume, cinder-scheduler, cinder-backup.
 
 Exports: service_processes, backend_processes, amqp_any, amqp_each_backend, heartbeat,
-os_services_rows, api_v3, refused, row_updated, give_up_after_grace, RESPAWN_WAIT_S.
+os_services_rows, latest_by_host, api_v3, refused, row_updated, give_up_after_grace,
+RESPAWN_WAIT_S.
 
 1. processes: the leader is ours (the supervisor's status); cinder-volume also has one live
    child per enabled backend.  oslo.service respawns a backend child that dies (~0.5 s here):
@@ -13,7 +14,8 @@ os_services_rows, api_v3, refused, row_updated, give_up_after_grace, RESPAWN_WAI
    from this node it is the broker's outage (0 and a warning); if one does, the service is
    sick (1).
 3. heartbeat (with credentials): the service's rows in cinder-api's os-services are `up`, and
-   were updated since the process started.  cinder-api or Keystone failing is DEGRADED.
+   were updated since the process started (of a host's rows, the one updated last).
+   cinder-api or Keystone failing is DEGRADED.
 """
 
 from __future__ import annotations
@@ -320,6 +322,22 @@ def row_updated(row: dict[str, Any] | None) -> float | None:
     return _epoch(row.get("updated_at") or row.get("created_at")) if row else None
 
 
+def latest_by_host(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each host's row updated last.  A host can have several: servers of one host that first
+    start at once (a clone's shared host) each create a row, and cinder keeps both, each server
+    writing its own; the row of the one that stopped must not hide the one still reporting."""
+    latest: dict[str, dict[str, Any]] = {}
+
+    def rank(row: dict[str, Any]) -> tuple[float, bool]:
+        return row_updated(row) or 0.0, row.get("state") == "up"
+
+    for row in rows:
+        kept = latest.get(row["host"])
+        if kept is None or rank(row) > rank(kept):
+            latest[row["host"]] = row
+    return latest
+
+
 @check("heartbeat")
 def heartbeat(ctx: Context) -> tuple[Status, str]:
     skip = "the heartbeat in os-services is not checked"
@@ -347,7 +365,7 @@ def _judge_rows(ctx: Context, rows: list[Any]) -> tuple[Status, str]:
     started = ctx.processes.started_at()
     age = ctx.processes.leader_age()
     now = ctx.clock.time()
-    by_host = {row["host"]: row for row in rows}
+    by_host = latest_by_host(rows)
     down, silent, up = [], [], []
     for host in ctx.facts.service_hosts:
         row = by_host.get(host)

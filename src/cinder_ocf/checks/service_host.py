@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from cinder_ocf.checks import Finding, Status, check
 from cinder_ocf.checks.context import Context
-from cinder_ocf.checks.rpc import os_services_rows, row_updated
+from cinder_ocf.checks.rpc import latest_by_host, os_services_rows, row_updated
 from cinder_ocf.metadata import Parameter
 from cinder_ocf.ocf import OcfError, OcfExit
 from cinder_ocf.openstack import broker, queues
@@ -163,7 +163,7 @@ def _first_reports(ctx: Context, skip: str, give_up: float) -> dict[str, float |
 
 
 def _reports(ctx: Context, skip: str) -> dict[str, float | None]:
-    by_host = {row["host"]: row for row in os_services_rows(ctx, skip, skip)}
+    by_host = latest_by_host(os_services_rows(ctx, skip, skip))
     return {host: row_updated(by_host.get(host)) for host in ctx.facts.service_hosts}
 
 

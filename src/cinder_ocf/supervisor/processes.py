@@ -356,7 +356,8 @@ class ProcessView:
         return [proc.pid for proc in self.members]
 
     def forks(self) -> list[psutil.Process]:
-        """The leader's forks among the members (two checks ask: an exe and an age each)."""
+        """The leader's forks among the members, kept until refresh: two checks ask, and each
+        child's executable and start time are read to find them."""
         if self._forks is None:
             self._forks = forks(self.leader, self.members) if self.recorded is not None else []
         return self._forks
