@@ -122,6 +122,10 @@ class FakeServices:
         self.down_at[host] = datetime.datetime.now(datetime.timezone.utc)
         self.rows[host] = "down"
 
+    def _row(self, host: str, state: str, updated: datetime.datetime) -> dict:
+        return {"binary": self.binary, "host": host, "state": state, "status": "enabled",
+                "updated_at": updated.replace(tzinfo=None).isoformat(), "zone": "nova"}  # fmt: skip
+
     def _body(self) -> dict:
         now = datetime.datetime.now(datetime.timezone.utc)
         services = []
@@ -132,15 +136,11 @@ class FakeServices:
             stamps = {"up": now, "down": self.down_at.get(host, now), "stale": self.stale_at,
                       "frozen": self.frozen_at.get(host, self.stale_at),
                       "serving": self.frozen_at.get(host, self.stale_at)}  # fmt: skip
-            stamp = stamps[mode].replace(tzinfo=None).isoformat()
-            state = "down" if mode == "down" else "up"
-            services.append({"binary": self.binary, "host": host, "state": state, "status": "enabled",
-                             "updated_at": stamp, "zone": "nova"})  # fmt: skip
+            services.append(self._row(host, "down" if mode == "down" else "up", stamps[mode]))
         extra = [
-            {"binary": self.binary, "host": host, "state": state, "status": "enabled", "zone": "nova",
-             "updated_at": (now - datetime.timedelta(seconds=age)).replace(tzinfo=None).isoformat()}
+            self._row(host, state, now - datetime.timedelta(seconds=age))
             for host, state, age in self.extra_rows
-        ]  # fmt: skip
+        ]
         return {"services": extra + services if self.extra_first else services + extra}
 
     def _handler(self) -> type:
