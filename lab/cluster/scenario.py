@@ -63,7 +63,7 @@ from lab.stack.install import (
 )
 from lab.stack.openstack import CINDER_API_PORT, FAKE_HA_DRIVER, OpenStack
 
-from . import workload
+from . import postmortem, workload
 from .harness import (
     CLIENT_NS,
     NODE_ENV,
@@ -844,6 +844,28 @@ class Deployment:
     def agent_log(self, node: str) -> Path:
         """Where the agents' messages go on node: Pacemaker's log (HA_LOGFILE)."""
         return self.c.node_dir(node) / "log-pacemaker" / "pacemaker.log"
+
+    def post_mortem(self, since: float) -> str:
+        """The logs' warnings, errors and exit reasons since `since` (epoch seconds), and the
+        os-services rows now: what a failed scenario's report shows."""
+        stack, svc = self.stack, self._svc
+        if stack is None or svc is None or self.cluster is None:
+            return "the deployment is down: nothing to read"
+        text = postmortem.report(
+            since,
+            stack.cinder_log_dir.glob("cinder-*.log"),
+            stack.database.log_file,
+            [self.agent_log(node) for node in self.c.nodes],
+        )
+        try:  # every row, a host's second one too
+            rows = [
+                f"{row.get('binary')} {row.get('host')}: {row.get('state')}, updated "
+                f"{time.time() - _epoch(row.get('updated_at')):.0f} s ago"
+                for row in svc.submit(stack.os_services).result(timeout=30)
+            ]
+        except Exception as err:  # cinder-api down is the scenario's business: say so
+            rows = [f"not read: {err}"]
+        return text + "\n--- os-services now\n" + "\n".join(rows)
 
     def our_processes(self) -> List[str]:
         """Processes anywhere on this machine (nodes included) started with our cinder.conf,

@@ -20,7 +20,8 @@ LOG = logging.getLogger(__name__)
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
 # A test server: durability is not wanted, speed is.  lock_timeout turns a lock that a
 # greenthread holds across a blocking query of its own process (psycopg2 does not yield to
-# eventlet) into an error instead of a hung service.
+# eventlet) into an error instead of a hung service; log_lock_waits writes each wait longer
+# than a second to postgres.log, where a scenario's post-mortem finds a stalled heartbeat.
 SERVER_SETTINGS = (
     "listen_addresses=",
     "fsync=off",
@@ -28,6 +29,7 @@ SERVER_SETTINGS = (
     "full_page_writes=off",
     "max_connections=200",
     "lock_timeout=30s",
+    "log_lock_waits=on",
 )
 
 

@@ -78,6 +78,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
             item.add_marker(pytest.mark.cluster)
 
 
+_BEGAN = pytest.StashKey[float]()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_BEGAN] = time.time()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed scenario's report carries what the logs said meanwhile: CI keeps the output of a
+    failed run, and nothing of its machine."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    deployment = getattr(item, "funcargs", {}).get("deployment")
+    if report.failed and report.when == "call" and isinstance(deployment, Deployment):
+        try:
+            text = deployment.post_mortem(item.stash.get(_BEGAN, 0.0))
+        except Exception as err:  # the failure itself matters more than its post-mortem
+            text = f"post-mortem failed: {err!r}"
+        report.sections.append(("post-mortem: logs since the scenario began", text))
+
+
 def _skip_reason() -> Optional[str]:
     if os.geteuid() != 0:
         return "cluster tests need root (network, mount and PID namespaces)"
