@@ -474,6 +474,7 @@ class Deployment:
         self._stack_future: Optional[Future[None]] = None
         self._stack_started = 0.0
         self.broker_stops: List[float] = []  # time.monotonic() of each RabbitMQ stop
+        self.backend_kills: List[float] = []  # and of each cinder-volume backend child killed
         # ("<resource> on <node>", the CIB's last-rc-change) -> the start's seconds, as seen
         self._starts: Dict[Tuple[str, int], float] = {}
         self.client: Optional[Workload] = None  # the cloud user, while it runs
@@ -1185,6 +1186,7 @@ class Deployment:
             new = [p for p in now if p not in before]
             return new[0] if len(now) == len(before) and new else None
 
+        self.backend_kills.append(time.monotonic())
         self.c.on(node, "kill", "-9", str(victim))
         new = wait_for(replaced, 60, "a new backend child of the same parent")
         replaced_s = self.timings.record(

@@ -55,11 +55,16 @@ class ClientView:
     starts: Dict[str, float] = field(default_factory=dict)  # "<resource> on <node>" -> start's s
     monitor_interval_s: Optional[float] = None
     broker_stopped: bool = False  # the scenario stopped the message broker in the window
+    backend_replaced: bool = False  # a cinder-volume backend process died, its parent made another
 
-    def note_cluster(self, starts: Dict[str, float], monitor_interval_s: float, broker_stopped: bool) -> None:
+    def note_cluster(
+        self, starts: Dict[str, float], monitor_interval_s: float, broker_stopped: bool,
+        backend_replaced: bool = False,
+    ) -> None:  # fmt: skip
         self.starts = dict(starts)
         self.monitor_interval_s = monitor_interval_s
         self.broker_stopped = broker_stopped
+        self.backend_replaced = backend_replaced
 
     def recount_unsettled(self, requests: Sequence[Request]) -> None:
         """Count again the waits begun in the window, now that the late ones gave up too."""
@@ -78,15 +83,18 @@ class ClientView:
         """The unsettled volumes that cinder's own design does not account for (README, *What
         a cloud user sees through a failover*), given what happened in the window:
 
-        * error, or stuck in creating, extending or deleting: where cinder-volume started in
-          the window (its start-up cleanup sets its host's creating volumes to error; a
-          request dies with the process that had taken it off the queue);
+        * error, or stuck in creating, extending or deleting: where a cinder-volume server
+          started in the window, Pacemaker's start or a backend process its parent put in the
+          place of a dead one (the server's start-up cleanup sets its host's creating volumes
+          to error; a request dies with the process that had taken it off the queue);
         * stuck in creating, extending or deleting: also where the broker was stopped
           (cinder-api accepted the request, and its cast was lost with the queues that are
           not durable).
         """
         # "<primitive>[:<instance>] on <node>"
-        volume_started = any(key.split(" on ")[0].split(":")[0] == volume_resource for key in self.starts)
+        volume_started = self.backend_replaced or any(
+            key.split(" on ")[0].split(":")[0] == volume_resource for key in self.starts
+        )
         left = []
         for entry in self.unsettled:
             status = entry.partition(" ")[2]

@@ -293,7 +293,8 @@ def watched_by_the_user(
         view = views[name] = client.view(start, end)
         if deployment.cluster is not None and deployment.cluster.running_nodes:
             stopped = any(start <= t <= end for t in deployment.broker_stops)
-            view.note_cluster(deployment.starts_since(wall), MONITOR_INTERVAL_S, stopped)
+            replaced = any(start <= t <= end for t in deployment.backend_kills)
+            view.note_cluster(deployment.starts_since(wall), MONITOR_INTERVAL_S, stopped, replaced)
         print(f"\n[client] {name}: {view.line()}")
     if held is not None and deployment.cluster is not None:
         managed[name] = deployment.manage_held(held)

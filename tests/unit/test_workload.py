@@ -48,25 +48,28 @@ def test_the_floor_is_a_monitor_interval_and_the_longest_start() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "starts", "broker_stopped", "explained"),
+    ("status", "starts", "broker_stopped", "replaced", "explained"),
     [
-        ("error", {"cinder-volume on node1": 2.0}, False, True),  # its start-up cleanup
-        ("error", {"cinder-api on node1": 2.0}, False, False),  # no cinder-volume restart
-        ("error", {}, True, False),  # a broker outage puts no volume in error
-        ("timeout:creating", {"cinder-volume on node2": 2.0}, False, True),
-        ("timeout:deleting", {}, False, False),
-        ("timeout:extending", {}, True, True),  # the cast lost with the broker's queues
-        ("timeout:creating", {}, True, True),  # the same, for a create
-        ("timeout:extending", {}, False, False),
-        ("timeout:attaching", {"cinder-volume on node1": 2.0}, False, False),  # never by design
-        ("error", {"cinder-volume-copy on node1": 2.0}, False, False),  # another resource
+        ("error", {"cinder-volume on node1": 2.0}, False, False, True),  # its start-up cleanup
+        ("error", {}, False, True, True),  # the same cleanup, by the child put in a dead one's place
+        ("timeout:creating", {}, False, True, True),  # the request died with the killed child
+        ("timeout:attaching", {}, False, True, False),  # never by design
+        ("error", {"cinder-api on node1": 2.0}, False, False, False),  # no cinder-volume restart
+        ("error", {}, True, False, False),  # a broker outage puts no volume in error
+        ("timeout:creating", {"cinder-volume on node2": 2.0}, False, False, True),
+        ("timeout:deleting", {}, False, False, False),
+        ("timeout:extending", {}, True, False, True),  # the cast lost with the broker's queues
+        ("timeout:creating", {}, True, False, True),  # the same, for a create
+        ("timeout:extending", {}, False, False, False),
+        ("timeout:attaching", {"cinder-volume on node1": 2.0}, False, False, False),  # never by design
+        ("error", {"cinder-volume-copy on node1": 2.0}, False, False, False),  # another resource
     ],
 )
 def test_only_what_cinder_does_by_design_is_explained(
-    status: str, starts: Dict[str, float], broker_stopped: bool, explained: bool
+    status: str, starts: Dict[str, float], broker_stopped: bool, replaced: bool, explained: bool
 ) -> None:
     seen = view([Request("state", 1.0, 1.0, status, "v1")], 0.0, 10.0)
-    seen.note_cluster(starts, 5.0, broker_stopped)
+    seen.note_cluster(starts, 5.0, broker_stopped, replaced)
     assert seen.unexplained("cinder-volume") == ([] if explained else [f"v1 {status}"])
 
 
