@@ -56,7 +56,7 @@ from cinder_ocf.openstack.keystone import RENEW_MARGIN_S, token_of
 from lab.host import children, open_dir, pid_alive, session_members
 from lab.resource import Agent, stack_resource
 from lab.stack.install import STACK_PACKAGES, ensure_debian_packages, ensure_service_user, ensure_stack_venv
-from lab.stack.openstack import CINDER_HOST, FAKE_DRIVER, OpenStack, get_token, http_request
+from lab.stack.openstack import AMQP_PORT, CINDER_HOST, FAKE_DRIVER, OpenStack, get_token, http_request
 
 LOG = logging.getLogger("bench")
 HERE = Path(__file__).resolve().parent
@@ -534,37 +534,88 @@ class Bench:
         return probe
 
     # -------------------------------------------------------------- start and stop
+    def _serves(self, url: str) -> Callable[[], bool]:
+        """True once cinder-api answers an authenticated GET 200: what its monitor calls healthy
+        (the first one also waits for cinder-api's own first token validation)."""
+        token, project = self._admin()
+        return lambda: (
+            http_request(
+                "GET", f"{url}/v3/{project}/types", headers={"X-Auth-Token": token}, timeout=5.0
+            ).status
+            == 200
+        )
+
+    @staticmethod
+    def _listening(resource: Agent, each_child: bool) -> Callable[[], bool]:
+        """True once the daemon's processes that talk to the broker hold a connection to it:
+        each backend child (cinder-volume), else any process of its tree."""
+
+        def probe() -> bool:
+            leader = resource.leader()
+            if leader is None:
+                return False
+            root = psutil.Process(leader)
+            talkers = root.children() if each_child else [root, *root.children(recursive=True)]
+
+            def connected(proc: psutil.Process) -> bool:
+                return any(
+                    c.status == psutil.CONN_ESTABLISHED and c.raddr and c.raddr[1] == AMQP_PORT
+                    for c in proc.net_connections("tcp")
+                )
+
+            held = [connected(proc) for proc in talkers]
+            return bool(held) and (all(held) if each_child else any(held))
+
+        return probe
+
     def start(self, resource: Agent) -> Dict[str, Any]:
+        """Start, timed against the moment the service is healthy as its monitor means it:
+        cinder-api answers an authenticated GET (and, beside it, when it first answered GET /);
+        an RPC service reports in os-services since the start and its processes hold their
+        broker connections (its heartbeat alone can come before those)."""
         assert self.stack is not None
         since = time.time()
-        if resource.path.name == "cinder-api":
+        name = resource.path.name
+        probes: Dict[str, Tuple[Callable[[], bool], float]]
+        if name == "cinder-api":
             url = self.stack.cinder_url
-            probe: Callable[[], bool] = lambda: http_answers(url)  # noqa: E731
-            step, what = 0.01, "the API first answers GET /"
+            probes = {"healthy": (self._serves(url), 0.01), "answers": (lambda: http_answers(url), 0.01)}
+            what = "the API answers an authenticated GET 200 (the first answer to GET / beside it)"
         else:
-            probe, step = self._heartbeat_since(resource.path.name, since), 0.05
-            what = "every host of the service is up in os-services with a heartbeat newer than the start"
+            heartbeat = self._heartbeat_since(name, since)
+            listening = self._listening(resource, each_child=name == "cinder-volume")
+            probes = {"healthy": (lambda: listening() and heartbeat(), 0.05), "reported": (heartbeat, 0.05)}
+            what = (
+                "every host of the service is up in os-services with a heartbeat newer than the "
+                "start, and its processes hold their broker connections (the heartbeat alone beside it)"
+            )
         self.started.append(resource)
-        t0, returned, healthy = self._timed(resource, "start", START_TIMEOUT_S, probe, step)
+        t0, returned, seen = self._timed(resource, "start", START_TIMEOUT_S, probes)
+        healthy = seen["healthy"]
+        early = seen.get("answers", seen.get("reported"))
         return {
             "start_s": round(returned - t0, 3),
             "healthy_after_s": None if healthy is None else round(healthy - t0, 3),
             "overhead_s": None if healthy is None else round(returned - healthy, 3),
+            "first_sign_overhead_s": None if early is None else round(returned - early, 3),
             "healthy_means": what,
         }
 
     @staticmethod
     def _timed(
-        resource: Agent, action: str, timeout_s: float, probe: Callable[[], bool], step_s: float
-    ) -> Tuple[float, float, Optional[float]]:
-        """Run action while probe is watched: (began, returned, when probe first held or None)."""
+        resource: Agent, action: str, timeout_s: float, probes: Dict[str, Tuple[Callable[[], bool], float]]
+    ) -> Tuple[float, float, Dict[str, Optional[float]]]:
+        """Run action while each probe is watched: (began, returned, {name: when it first held})."""
         t0 = time.monotonic()
-        with Watch(probe, step_s) as watch:
+        with contextlib.ExitStack() as stack:
+            watches = {
+                name: stack.enter_context(Watch(probe, step)) for name, (probe, step) in probes.items()
+            }
             run = measured(resource, action, timeout_s)
             returned = time.monotonic()
         if run.rc != 0:
             raise RuntimeError(f"{resource.instance} {action}: rc {run.rc}: {run.stderr[-2000:]}")
-        return t0, returned, watch.at
+        return t0, returned, {name: watch.at for name, watch in watches.items()}
 
     def stop(self, resource: Agent) -> Dict[str, Any]:
         leader = resource.leader()
@@ -573,7 +624,8 @@ class Bench:
         def gone() -> bool:
             return not any(pid_alive(pid) for pid in members)
 
-        t0, returned, exited = self._timed(resource, "stop", STOP_TIMEOUT_S, gone, 0.002)
+        t0, returned, seen = self._timed(resource, "stop", STOP_TIMEOUT_S, {"gone": (gone, 0.002)})
+        exited = seen["gone"]
         return {
             "stop_s": round(returned - t0, 3),
             "processes": len(members),
