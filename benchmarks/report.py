@@ -813,7 +813,8 @@ def results_md(results: Dict[str, Any]) -> str:
         "The RPC services: every host up in os-services with a heartbeat newer than the start, and "
         "each backend process of cinder-volume (any process of the others) connected to the broker, "
         "polled every 50 ms with report_interval = 2 s; beside it, the overhead from the heartbeat "
-        "alone, which a backend writes before it connects. Stop overhead: from the moment the last "
+        "alone, which a backend writes before it connects. A negative overhead: start saw it healthy "
+        "before the bench's poll did. Stop overhead: from the moment the last "
         "process of the daemon's tree exited (polled every 2 ms) to the moment stop returns.",
         "",
         "| agent | start s | healthy after s | start overhead s | from GET / or the heartbeat alone s "
