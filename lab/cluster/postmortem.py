@@ -45,20 +45,24 @@ def _pacemaker_time(line: str, year: int) -> Optional[float]:
     return datetime.strptime(f"{year} {match.group(1)}", "%Y %b %d %H:%M:%S.%f").timestamp()
 
 
-def lines_since(path: Path, since: float, stamp: Callable[[str], Optional[float]]) -> List[str]:
-    """The lines of path that stamp dates at or after since (epoch seconds), the last TAIL."""
+def lines_between(
+    path: Path, since: float, until: float, stamp: Callable[[str], Optional[float]]
+) -> List[str]:  # fmt: skip
+    """The lines of path that stamp dates from since to until (epoch seconds), the last TAIL."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
         return []
-    kept = [line for line in text.splitlines() if (stamp(line) or 0.0) >= since]
+    kept = [line for line in text.splitlines() if since <= (stamp(line) or 0.0) <= until]
     return kept[-TAIL:]
 
 
 def report(
-    since: float, cinder_logs: Iterable[Path], postgres_log: Path, pacemaker_logs: Iterable[Path]
-) -> str:
-    """One text: each source's lines from since on, under its path; sources with none left out."""
+    since: float, cinder_logs: Iterable[Path], postgres_log: Path, pacemaker_logs: Iterable[Path],
+    until: float = float("inf"),
+) -> str:  # fmt: skip
+    """One text: each source's lines from since to until, under its path; sources with none
+    left out."""
     # Pacemaker's lines carry no year: the scenario's (one does not span a new year).
     pacemaker_time = functools.partial(_pacemaker_time, year=datetime.fromtimestamp(since).year)
     sources = [
@@ -68,8 +72,8 @@ def report(
     ]
     parts = []
     for path, stamp in sources:
-        lines = lines_since(path, since, stamp)
+        lines = lines_between(path, since, until, stamp)
         if lines:
-            parts.append(f"--- {path} ({len(lines)} lines from the scenario's start, at most {TAIL})")
+            parts.append(f"--- {path} ({len(lines)} lines of the scenario's, at most {TAIL})")
             parts.extend(line[:600] for line in lines)
-    return "\n".join(parts) or "no warning, error or exit reason was logged since the scenario began"
+    return "\n".join(parts) or "no warning, error or exit reason was logged in the scenario's time"

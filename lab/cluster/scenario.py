@@ -846,9 +846,9 @@ class Deployment:
         """Where the agents' messages go on node: Pacemaker's log (HA_LOGFILE)."""
         return self.c.node_dir(node) / "log-pacemaker" / "pacemaker.log"
 
-    def post_mortem(self, since: float) -> str:
-        """The logs' warnings, errors and exit reasons since `since` (epoch seconds), and the
-        os-services rows now: what a failed scenario's report shows."""
+    def post_mortem(self, since: float, until: float = float("inf")) -> str:
+        """The logs' warnings, errors and exit reasons from since to until (epoch seconds), and
+        the os-services rows now: what a failed scenario's report shows."""
         stack, svc = self.stack, self._svc
         if stack is None or svc is None or self.cluster is None:
             return "the deployment is down: nothing to read"
@@ -857,6 +857,7 @@ class Deployment:
             stack.cinder_log_dir.glob("cinder-*.log"),
             stack.database.log_file,
             [self.agent_log(node) for node in self.c.nodes],
+            until,
         )
         try:  # every row, a host's second one too
             rows = [

@@ -46,6 +46,7 @@ class ClientView:
 
     seconds: float
     window: Tuple[float, float] = (0.0, 0.0)  # time.monotonic() at its start and end
+    began_at: float = 0.0  # its start as epoch seconds, where the logs' lines are looked up
     tried: Dict[str, int] = field(default_factory=dict)
     failed: Dict[str, int] = field(default_factory=dict)
     longest_without: Dict[str, float] = field(default_factory=dict)  # kind -> s without a success

@@ -291,6 +291,7 @@ def watched_by_the_user(
     if client is not None:
         end = time.monotonic()
         view = views[name] = client.view(start, end)
+        view.began_at = wall
         if deployment.cluster is not None and deployment.cluster.running_nodes:
             stopped = any(start <= t <= end for t in deployment.broker_stops)
             replaced = any(start <= t <= end for t in deployment.backend_kills)

@@ -65,3 +65,14 @@ def test_a_long_source_is_cut_to_its_last_lines_and_a_quiet_one_says_so(tmp_path
     assert kept[-1].endswith("warning 99") and kept[0].endswith(f"warning {100 - postmortem.TAIL}")
 
     assert postmortem.report(SINCE, [], tmp_path / "absent.log", []).startswith("no warning, error")
+
+
+def test_a_window_ends_where_it_is_told(tmp_path: Path) -> None:
+    """The aggregate test reads one earlier scenario's time, not the logs up to now."""
+    log = _write(
+        tmp_path / "cinder-volume.log",
+        "2026-12-08 02:50:01.000 7 WARNING cinder.v [-] inside",
+        "2026-12-08 02:50:09.000 7 WARNING cinder.v [-] after",
+    )
+    text = postmortem.report(SINCE, [log], tmp_path / "absent.log", [], until=SINCE + 5)
+    assert "inside" in text and "after" not in text
