@@ -523,11 +523,16 @@ def url_to(mode: str, status: int = 0, tls_mode: str = "") -> Setup:
         answer = healthy if not status else (lambda path: (status, b'{"error": "fake"}', "application/json"))
         if mode == "auth-fails":
             answer = lambda path: (300, b"{}", "application/json") if path == "/" else (status, b"{}", "x/y")  # noqa: E731
+        if mode == "keystone-503":  # keystonemiddleware's answer when Keystone fails it
+            failed = (
+                b'{"error": {"code": 503, "message": "The Keystone service is temporarily unavailable."}}'
+            )
+            answer = lambda path: (300, b"{}", "application/json") if path == "/" else (503, failed, "x/y")  # noqa: E731
         if mode == "not-json":
             answer = lambda path: (300 if path == "/" else 200, b"<html>maintenance</html>", "text/html")  # noqa: E731
         cert = ctx.data.get("tls") if tls_mode else None
-        srv = ctx.server("answer" if mode in ("auth-fails", "not-json", "status") else mode, answer,
-                         tls=cert)  # fmt: skip
+        answering = ("auth-fails", "keystone-503", "not-json", "status")
+        srv = ctx.server("answer" if mode in answering else mode, answer, tls=cert)
         res.agent.params["url"] = srv.url
         ctx.data["server"] = srv
         if tls_mode == "ca_file":
@@ -711,6 +716,10 @@ RUNNING_ROWS = [
     # The authenticated GET fails while Keystone does: GET / decides, asked after it.
     Row("api-5xx-keystone-failing-root-answers", API, "monitor", 0, "a Keystone outage, not cinder-api's",
         both(token_cached, url_to("auth-fails", 500), keystone_failing_token_cached), asked("{types}", "/")),
+    # Keystone answers, but fails cinder-api's keystonemiddleware (seen: 403 to the service user
+    # just after a restart): cinder-api's 503 says so, and GET / decides.
+    Row("api-503-from-keystonemiddleware", API, "monitor", 0,
+        "keystonemiddleware cannot have tokens validated", url_to("keystone-503"), asked("{types}", "/")),
     Row("api-5xx-keystone-failing-root-fails", API, "monitor", 1, "/ answered HTTP 503",
         both(token_cached, url_to("status", 503), keystone_failing_token_cached), asked("{types}", "/")),
     Row("api-tls-untrusted", API, "monitor", 1, "certificate verify failed", url_to("answer", tls_mode="on")),

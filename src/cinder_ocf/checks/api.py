@@ -13,6 +13,9 @@ from cinder_ocf.openstack import http
 
 _SKIP_NOTE = "only GET / was checked"
 _OUTAGE_NOTE = "cinder-api answers GET /, so it is considered healthy"
+# What keystonemiddleware answers when Keystone fails to validate a token for it (a
+# ServiceError: Keystone down, or refusing the service user, as it did once just after a restart).
+_MIDDLEWARE_BLAMES_KEYSTONE = b"The Keystone service is temporarily unavailable"
 
 
 def api_base(ctx: Context) -> str:
@@ -85,12 +88,15 @@ def api_authenticated(ctx: Context) -> tuple[Status, str]:
         )
     if status in (401, 403):
         return Status.FAILED, f"cinder-api rejects a valid Keystone token: HTTP {status} for GET {url}"
-    if status >= 500 and not _keystone_answers(ctx):
+    blames_keystone = status == 503 and _MIDDLEWARE_BLAMES_KEYSTONE in done.answer.body
+    if status >= 500 and (blames_keystone or not _keystone_answers(ctx)):
         root, detail = _root(ctx)  # api-root was left to this check if the token was cached
         if root is Status.FAILED:
             return root, detail
-        return Status.DEGRADED, (
-            f"cinder-api answered HTTP {status} and Keystone does not answer either: "
-            f"a Keystone outage, not cinder-api's failure"
+        why = "its keystonemiddleware cannot have tokens validated" if blames_keystone else (
+            "Keystone does not answer either")  # fmt: skip
+        return (
+            Status.DEGRADED,
+            f"cinder-api answered HTTP {status} and {why}: a Keystone outage, not cinder-api's failure",
         )
     return Status.FAILED, f"cinder-api answered HTTP {status} for an authenticated GET {url}"
